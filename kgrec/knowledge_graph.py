@@ -1,0 +1,388 @@
+"""The KnowledgeGraph: typed node and edge tables that every other part of kgrec reads.
+
+Nodes
+    ``users``     user_id, name, text
+    ``items``     item_id, name, text
+    ``entities``  entity_id, kind, name, text   (attributes such as genre:Action and KG entities)
+Edges
+    ``interactions``  user_id, item_id, rating (float, NaN = none), weight (float), timestamp (Int64)
+    ``triples``       head_type, head, relation, tail_type, tail   (knowledge edges; a type is
+                      ``user``, ``item`` or ``entity``; item->attribute, user->attribute,
+                      entity->entity and item->item edges all live here)
+
+Ids are strings, in the caller's id space. ``report`` counts every row that a documented policy
+changed (merged duplicates, dropped dangling rows...) so nothing is dropped silently; those
+counts show in :meth:`summary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, SchemaError
+from .graph_schema import text_template
+
+NODE_TYPES = ("user", "item", "entity")
+USER_COLUMNS = {"user_id": "string", "name": "string", "text": "string"}
+ITEM_COLUMNS = {"item_id": "string", "name": "string", "text": "string"}
+ENTITY_COLUMNS = {"entity_id": "string", "kind": "string", "name": "string", "text": "string"}
+INTERACTION_COLUMNS = {"user_id": "string", "item_id": "string", "rating": "float64",
+                       "weight": "float64", "timestamp": "Int64"}
+TRIPLE_COLUMNS = {"head_type": "string", "head": "string", "relation": "string",
+                  "tail_type": "string", "tail": "string"}
+MAX_ATTRIBUTES_PER_KIND_IN_TEXT = 8
+
+SplitKind = Literal["random", "temporal", "cold_items", "cold_users"]
+
+
+def typed_frame(df: pd.DataFrame | None, columns: dict[str, str], table: str) -> pd.DataFrame:
+    """``df`` restricted to ``columns`` with their dtypes; optional columns are added empty.
+
+    The id column (the first) is required."""
+    if df is None:
+        df = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    first = next(iter(columns))
+    if first not in df.columns:
+        raise SchemaError(f"{table}: required column '{first}' is missing (columns: {list(df.columns)})")
+    out = {}
+    for col, dtype in columns.items():
+        if col in df.columns:
+            s = df[col]
+            if dtype == "string":
+                s = s.astype("string")
+            elif dtype == "Int64":
+                s = pd.to_numeric(s, errors="raise").astype("Int64")
+            else:
+                s = pd.to_numeric(s, errors="raise").astype(dtype)
+            out[col] = s.reset_index(drop=True)
+        else:
+            out[col] = pd.Series(pd.NA if dtype != "float64" else np.nan, index=range(len(df)), dtype=dtype)
+    return pd.DataFrame(out)
+
+
+@dataclass
+class GraphSummary:
+    """Counts that describe a KnowledgeGraph; ``str()`` prints a table."""
+
+    name: str
+    counts: dict[str, int]
+    entity_kinds: dict[str, int]
+    relations: dict[str, int]
+    density: float
+    report: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.counts, "entity_kinds": dict(self.entity_kinds),
+                "relations": dict(self.relations), "density": self.density, "report": dict(self.report)}
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts[key]
+
+    def __str__(self) -> str:
+        lines = [f"KnowledgeGraph {self.name}".rstrip()]
+        for k, v in self.counts.items():
+            lines.append(f"  {k:<28}{v:>12,}")
+        lines.append(f"  {'density':<28}{self.density:>12.6f}")
+        if self.entity_kinds:
+            lines.append("  entities by kind:")
+            lines += [f"    {k:<26}{v:>12,}" for k, v in self.entity_kinds.items()]
+        if self.relations:
+            lines.append("  knowledge edges by relation:")
+            shown = list(self.relations.items())
+            lines += [f"    {k[:26]:<26}{v:>12,}" for k, v in shown[:25]]
+            if len(shown) > 25:
+                lines.append(f"    ... {len(shown) - 25} more relations")
+        if self.report:
+            lines.append("  input policies applied (rows):")
+            lines += [f"    {k:<40}{v:>10,}" for k, v in self.report.items()]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+@dataclass
+class KnowledgeGraph:
+    """Users, items and entities with their interaction and knowledge edges (see module doc)."""
+
+    users: pd.DataFrame
+    items: pd.DataFrame
+    entities: pd.DataFrame
+    interactions: pd.DataFrame
+    triples: pd.DataFrame
+    name: str = ""
+    report: dict[str, int] = field(default_factory=dict)
+    cold_items: frozenset[str] = frozenset()
+    cold_users: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        interactions: pd.DataFrame,
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+        entities: pd.DataFrame | None = None,
+        triples: pd.DataFrame | None = None,
+        name: str = "",
+        report: dict[str, int] | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> "KnowledgeGraph":
+        """Type the tables, add nodes that edges name but tables lack, fill node texts from
+        the schema templates, and validate. ``sources`` maps a table name to the file it came
+        from, so errors can name it."""
+        sources = sources or {}
+        report = dict(report or {})
+        inter = typed_frame(interactions, INTERACTION_COLUMNS, sources.get("interactions", "interactions"))
+        users_t = typed_frame(users, USER_COLUMNS, sources.get("users", "users"))
+        items_t = typed_frame(items, ITEM_COLUMNS, sources.get("items", "items"))
+        ents = typed_frame(entities, ENTITY_COLUMNS, sources.get("entities", "entities"))
+        trip = typed_frame(triples, TRIPLE_COLUMNS, sources.get("triples", "triples"))
+        _check_ids(inter, ["user_id", "item_id"], sources.get("interactions", "interactions"))
+        _check_ids(trip, ["head", "relation", "tail"], sources.get("triples", "triples"))
+
+        # users only named by interactions become nodes (users rarely come with a table)
+        known_users = set(users_t["user_id"].tolist())
+        extra_users = pd.unique(inter["user_id"][~inter["user_id"].isin(known_users)])
+        if len(extra_users):
+            users_t = pd.concat([users_t, typed_frame(pd.DataFrame({"user_id": extra_users}), USER_COLUMNS, "users")],
+                                ignore_index=True)
+        if items is None:
+            items_t = typed_frame(pd.DataFrame({"item_id": pd.unique(inter["item_id"])}), ITEM_COLUMNS, "items")
+        # entities only named by triples become nodes of kind 'kg'
+        ent_refs = pd.concat([trip.loc[trip["head_type"] == "entity", "head"],
+                              trip.loc[trip["tail_type"] == "entity", "tail"]])
+        missing_ents = pd.unique(ent_refs[~ent_refs.isin(set(ents["entity_id"].tolist()))])
+        if len(missing_ents):
+            extra = pd.DataFrame({"entity_id": missing_ents, "kind": "kg", "name": missing_ents})
+            ents = pd.concat([ents, typed_frame(extra, ENTITY_COLUMNS, "entities")], ignore_index=True)
+        kg = cls(users_t, items_t, ents, inter, trip, name=name, report=report)
+        kg.validate(sources)
+        kg.fill_texts()
+        return kg
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, sources: dict[str, str] | None = None) -> "KnowledgeGraph":
+        """Raise :class:`DataError` on the first broken reference; merge duplicate
+        interactions (latest row wins; counted in ``report``)."""
+        sources = sources or {}
+        src_i = sources.get("interactions", "interactions")
+        for table, col, nodes in (("users", "user_id", self.users), ("items", "item_id", self.items),
+                                  ("entities", "entity_id", self.entities)):
+            dup = nodes[col].duplicated()
+            if dup.any():
+                row = int(np.flatnonzero(dup.to_numpy())[0])
+                raise DataError(sources.get(table, table), _row(sources, table, row),
+                                f"{col} '{nodes[col].iloc[row]}' appears twice", f"make {col} unique")
+        if len(self.interactions) == 0:
+            raise DataError(src_i, None, "the interaction table is empty",
+                            "give at least one (user, item) interaction")
+        item_set = set(self.items["item_id"].tolist())
+        bad = ~self.interactions["item_id"].isin(item_set)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(src_i, _row(sources, "interactions", row),
+                            f"item_id '{self.interactions['item_id'].iloc[row]}' is not in the items table "
+                            f"({int(bad.sum())} such rows)", "add the item to the items table or drop these rows")
+        rating = self.interactions["rating"]
+        if np.isinf(rating.to_numpy(dtype=float, na_value=np.nan)).any():
+            row = int(np.flatnonzero(np.isinf(rating.to_numpy(dtype=float, na_value=np.nan)))[0])
+            raise DataError(src_i, _row(sources, "interactions", row), "rating is infinite", "use a finite number")
+        ids = {"user": set(self.users["user_id"].tolist()), "item": item_set,
+               "entity": set(self.entities["entity_id"].tolist())}
+        src_t = sources.get("triples", "triples")
+        for end in ("head", "tail"):
+            types = self.triples[f"{end}_type"]
+            bad_type = ~types.isin(NODE_TYPES)
+            if bad_type.any():
+                row = int(np.flatnonzero(bad_type.to_numpy())[0])
+                raise DataError(src_t, _row(sources, "triples", row), f"{end}_type '{types.iloc[row]}' is not one of "
+                                f"{NODE_TYPES}", "use user, item or entity")
+            for t in NODE_TYPES:
+                sel = (types == t).to_numpy()
+                if not sel.any():
+                    continue
+                vals = self.triples[end][sel]
+                miss = ~vals.isin(ids[t])
+                if miss.any():
+                    row = int(np.flatnonzero(sel)[np.flatnonzero(miss.to_numpy())[0]])
+                    raise DataError(src_t, _row(sources, "triples", row),
+                                    f"{end} '{self.triples[end].iloc[row]}' names an unknown {t} "
+                                    f"({int(miss.sum())} such rows)",
+                                    f"add the {t} to its table or drop these triples")
+        dup = self.interactions.duplicated(["user_id", "item_id"], keep="last")
+        if dup.any():
+            self.report["duplicate_interactions_merged"] = self.report.get("duplicate_interactions_merged", 0) + int(dup.sum())
+            self.interactions = self.interactions[~dup.to_numpy()].reset_index(drop=True)
+        tdup = self.triples.duplicated()
+        if tdup.any():
+            self.report["duplicate_triples_dropped"] = self.report.get("duplicate_triples_dropped", 0) + int(tdup.sum())
+            self.triples = self.triples[~tdup.to_numpy()].reset_index(drop=True)
+        return self
+
+    # ------------------------------------------------------------------ text
+    def fill_texts(self) -> "KnowledgeGraph":
+        """Fill empty ``text`` cells from the schema templates: an item reads
+        ``"{name}. Genre: Action, Comedy; Year: 1995"``, a user ``"User. Age: 25-34; Occupation: writer"``,
+        an entity ``"genre: Action"``. Up to 8 attributes per kind, in edge order."""
+        ents = self.entities.set_index("entity_id")
+        for label, table, key, typ in (("Item", "items", "item_id", "item"), ("User", "users", "user_id", "user")):
+            df = getattr(self, table)
+            need = df["text"].isna() | (df["text"] == "")
+            if not need.any():
+                continue
+            attrs = self._attribute_text(typ, ents)
+            names = df["name"].fillna(df[key])
+            tmpl = text_template(label)
+            text = [tmpl.format(name=n, attributes=attrs.get(i, "")).strip().rstrip(".").strip() or str(n)
+                    for i, n in zip(df[key].tolist(), names.tolist())]
+            df = df.copy()
+            df.loc[need.to_numpy(), "text"] = pd.Series(text, dtype="string")[need.to_numpy()].to_numpy()
+            setattr(self, table, df)
+        need = self.entities["text"].isna() | (self.entities["text"] == "")
+        if need.any():
+            e = self.entities.copy()
+            text = e["kind"].fillna("entity") + ": " + e["name"].fillna(e["entity_id"])
+            e.loc[need, "text"] = text[need]
+            self.entities = e
+        return self
+
+    def _attribute_text(self, node_type: str, ents: pd.DataFrame) -> dict[str, str]:
+        t = self.triples
+        t = t[(t["head_type"] == node_type) & (t["tail_type"] == "entity")]
+        if t.empty:
+            return {}
+        kinds = ents["kind"].reindex(t["tail"]).fillna("kg").to_numpy()
+        names = ents["name"].reindex(t["tail"]).fillna("").to_numpy()
+        df = pd.DataFrame({"head": t["head"].to_numpy(), "kind": kinds, "name": names})
+        df = df[df["kind"] != "kg"]  # opaque KG entity ids carry no words
+        df = df[df.groupby(["head", "kind"]).cumcount() < MAX_ATTRIBUTES_PER_KIND_IN_TEXT]
+        per_kind = df.groupby(["head", "kind"], sort=False)["name"].agg(", ".join).reset_index()
+        per_kind["part"] = per_kind["kind"].str.capitalize() + ": " + per_kind["name"]
+        return per_kind.groupby("head", sort=False)["part"].agg("; ".join).to_dict()
+
+    # ------------------------------------------------------------------ views
+    @property
+    def num_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items)
+
+    def with_interactions(self, interactions: pd.DataFrame, **changes) -> "KnowledgeGraph":
+        """The same nodes and knowledge edges with another interaction table."""
+        return replace(self, interactions=interactions.reset_index(drop=True), report=dict(self.report), **changes)
+
+    def summary(self) -> GraphSummary:
+        """Counts per node and edge type, density, cold nodes and the input-policy report."""
+        inter = self.interactions
+        users_with = inter["user_id"].nunique()
+        items_with = inter["item_id"].nunique()
+        kinds = self.entities["kind"].fillna("kg").value_counts().to_dict()
+        rel = self.triples["relation"].value_counts().to_dict()
+        counts = {
+            "users": self.num_users,
+            "items": self.num_items,
+            "entities": len(self.entities),
+            "interactions": len(inter),
+            "knowledge_edges": len(self.triples),
+            "item_attribute_edges": int(((self.triples["head_type"] == "item") & (self.triples["tail_type"] == "entity")).sum()),
+            "user_attribute_edges": int(((self.triples["head_type"] == "user") & (self.triples["tail_type"] == "entity")).sum()),
+            "cold_users (no interactions)": self.num_users - users_with,
+            "cold_items (no interactions)": self.num_items - items_with,
+        }
+        density = len(inter) / max(1, self.num_users * self.num_items)
+        return GraphSummary(self.name, counts, {str(k): int(v) for k, v in kinds.items()},
+                            {str(k): int(v) for k, v in rel.items()}, density, dict(self.report))
+
+    # ------------------------------------------------------------------ splits
+    def split(self, kind: SplitKind = "random", test: float = 0.2, valid: float = 0.0,
+              seed: int = 0) -> tuple["KnowledgeGraph", ...]:
+        """Split the interactions; nodes and knowledge edges stay in every part.
+
+        - ``random``: per user, a random ``test`` (and ``valid``) fraction of their interactions;
+          every user keeps at least one training interaction.
+        - ``temporal``: per user, their latest interactions by timestamp.
+        - ``cold_items`` / ``cold_users``: a ``test`` fraction of the items (users) that have
+          interactions is held out with *all* their interactions; their text and attributes
+          stay in the graph. ``valid`` holds out a further set the same way.
+
+        Deterministic for a given ``seed``. Returns ``(train, test)`` or, with ``valid > 0``,
+        ``(train, valid, test)``.
+        """
+        if not 0.0 < test < 1.0 or not 0.0 <= valid < 1.0 or test + valid >= 1.0:
+            raise ValueError(f"split fractions must satisfy 0 < test, 0 <= valid, test + valid < 1 "
+                             f"(got test={test}, valid={valid})")
+        inter = self.interactions
+        rng = np.random.default_rng(seed)
+        n = len(inter)
+        part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test
+        if kind in ("random", "temporal"):
+            if kind == "temporal":
+                ts = inter["timestamp"]
+                if ts.isna().any():
+                    raise ValueError("temporal split needs a timestamp on every interaction "
+                                     f"({int(ts.isna().sum())} are missing); use split('random') instead")
+                order_key = ts.to_numpy(dtype=np.int64).astype(np.float64) + rng.random(n) * 1e-3
+                order_key = -order_key  # latest first
+            else:
+                order_key = rng.random(n)
+            users = inter["user_id"].to_numpy()
+            codes, _ = pd.factorize(users)
+            order = np.lexsort((order_key, codes))
+            sizes = np.bincount(codes)
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            rank = np.empty(n, dtype=np.int64)
+            rank[order] = np.arange(n) - np.repeat(starts, sizes)
+            size_of = sizes[codes]
+            n_test = np.minimum(np.floor(size_of * test + 0.5).astype(np.int64), size_of - 1)
+            n_valid = np.minimum(np.floor(size_of * valid + 0.5).astype(np.int64), size_of - 1 - n_test)
+            part[rank < n_test] = 2
+            part[(rank >= n_test) & (rank < n_test + n_valid)] = 1
+            held_items: frozenset[str] = frozenset()
+            held_users: frozenset[str] = frozenset()
+        elif kind in ("cold_items", "cold_users"):
+            col = "item_id" if kind == "cold_items" else "user_id"
+            ids = np.sort(pd.unique(inter[col].to_numpy()).astype(str))
+            perm = rng.permutation(len(ids))
+            n_test = int(round(len(ids) * test))
+            n_valid = int(round(len(ids) * valid))
+            test_ids = set(ids[perm[:n_test]].tolist())
+            valid_ids = set(ids[perm[n_test:n_test + n_valid]].tolist())
+            vals = inter[col]
+            part[vals.isin(test_ids).to_numpy()] = 2
+            part[vals.isin(valid_ids).to_numpy()] = 1
+            held = frozenset(test_ids | valid_ids)
+            held_items = held if kind == "cold_items" else frozenset()
+            held_users = held if kind == "cold_users" else frozenset()
+        else:
+            raise ValueError(f"unknown split kind '{kind}'; use random, temporal, cold_items or cold_users")
+        extra = {"cold_items": held_items | self.cold_items, "cold_users": held_users | self.cold_users}
+        train = self.with_interactions(inter[part == 0], **extra)
+        test_kg = self.with_interactions(inter[part == 2], **extra)
+        if valid > 0:
+            return train, self.with_interactions(inter[part == 1], **extra), test_kg
+        return train, test_kg
+
+
+def _check_ids(df: pd.DataFrame, cols: list[str], source: str) -> None:
+    for col in cols:
+        s = df[col]
+        bad = s.isna() | (s.str.strip() == "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(source, _file_row(source, row), f"{col} is empty ({int(bad.sum())} such rows)",
+                            f"fill in {col} or drop those rows")
+
+
+def _file_row(source: str, index: int) -> int:
+    """1-based line number in a file with one header line, else the DataFrame index."""
+    return index + 2 if "." in source.rsplit("/", 1)[-1] else index
+
+
+def _row(sources: dict[str, str], table: str, index: int) -> int:
+    return _file_row(sources.get(table, table), index)

@@ -1,0 +1,265 @@
+"""Generic tables -> KnowledgeGraph (``kgrec.from_tables``), and the careful file reader that
+the loaders share: it names the file, the row and the fix for undecodable bytes, a wrong
+separator, a missing column or a non-numeric value, instead of a pandas traceback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, SchemaError
+from .knowledge_graph import KnowledgeGraph
+
+TableLike = pd.DataFrame | str | os.PathLike
+SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".dat": "\t", ".txt": "\t"}
+
+
+def read_table(
+    source: TableLike,
+    *,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    header: int | None = 0,
+    names: Sequence[str] | None = None,
+    required: Iterable[str] = (),
+    dtype: str | None = "string",
+) -> tuple[pd.DataFrame, str]:
+    """Read a CSV/TSV/Parquet path (or pass a DataFrame through). Returns ``(frame, name)``
+    where ``name`` is what errors call it (the file name, or ``'<DataFrame>'``).
+
+    Line ends (LF/CRLF) are handled; bytes that do not decode raise :class:`DataError` with
+    the line number and the ``encoding=`` fix; a ``required`` column that is missing raises
+    with the columns found, and a hint when the header looks split by another separator."""
+    if isinstance(source, pd.DataFrame):
+        df, name = source.copy(), "<DataFrame>"
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.exists():
+            raise DataError(name, None, "file not found", "check the path (relative paths start at "
+                            f"{Path.cwd()})")
+        if path.is_dir():
+            raise DataError(name, None, "is a directory, not a table file", "pass the CSV/Parquet file inside it")
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            try:
+                df = pd.read_parquet(path)
+            except Exception as exc:  # pyarrow raises many types for a bad file
+                raise DataError(name, None, f"not a readable Parquet file ({exc.__class__.__name__}: {exc})",
+                                "re-export the table as Parquet or CSV") from None
+            if dtype == "string":
+                df = df.astype({c: "string" for c in df.columns if df[c].dtype == object})
+        else:
+            if path.stat().st_size == 0:
+                raise DataError(name, None, "the file is empty", "give a header row and at least one data row")
+            sep = sep or SEPARATORS.get(suffix, ",")
+            raw = path.read_bytes()
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                line = raw.count(b"\n", 0, exc.start) + 1
+                raise DataError(name, line, f"byte 0x{raw[exc.start]:02x} is not valid {encoding}",
+                                "pass encoding='latin-1' (or the file's real encoding)") from None
+            import io
+            try:
+                df = pd.read_csv(io.StringIO(text), sep=sep, header=header, names=names, dtype=dtype,
+                                 keep_default_na=False, na_values=[""], engine="python" if len(sep) > 1 else "c",
+                                 quoting=3 if sep == "\t" else 0)
+            except pd.errors.ParserError as exc:
+                raise DataError(name, _parser_line(str(exc)), f"malformed row ({exc})",
+                                "check quoting and the separator (sep=...)") from None
+            except pd.errors.EmptyDataError:
+                raise DataError(name, None, "the file has no columns", "give a header row and data rows") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        hint = f"pass the column names of your file ({list(df.columns)})"
+        if len(df.columns) == 1:
+            col = df.columns[0]
+            for cand, label in ((",", "','"), ("\t", "'\\t'"), (";", "';'"), ("|", "'|'"), ("::", "'::'")):
+                if cand in col and cand != sep:
+                    hint = f"the header looks separated by {label}: pass sep={label}"
+                    break
+        raise DataError(name, 1 if name != "<DataFrame>" else None,
+                        f"required column(s) {missing} not found", hint)
+    return df, name
+
+
+def _parser_line(msg: str) -> int | None:
+    import re
+    m = re.search(r"line (\d+)", msg)
+    return int(m.group(1)) if m else None
+
+
+def to_number(s: pd.Series, source: str, column: str, *, header_rows: int = 1, allow_missing: bool = False,
+              integer: bool = False) -> pd.Series:
+    """Convert a column to numbers or raise :class:`DataError` at the first bad row."""
+    num = pd.to_numeric(s, errors="coerce")
+    bad = num.isna() & s.notna() & (s.astype("string").str.strip() != "")
+    if not allow_missing:
+        bad |= s.isna() | (s.astype("string").str.strip() == "")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        row = i + header_rows + 1 if source != "<DataFrame>" else i
+        val = s.iloc[i]
+        what = "is empty" if pd.isna(val) or str(val).strip() == "" else f"'{val}' is not a number"
+        raise DataError(source, row, f"{column} {what} ({int(bad.sum())} such rows)",
+                        f"make every {column} numeric" + ("" if allow_missing else f" or drop the {column} column"))
+    if integer:
+        return num.astype("Int64")
+    return num.astype("float64")
+
+
+def to_unix_seconds(s: pd.Series, source: str, column: str) -> pd.Series:
+    """Integers pass through; ISO dates / datetimes become Unix seconds."""
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().all() or s.isna().all():
+        return num.astype("Int64")
+    dt = pd.to_datetime(s, errors="coerce", utc=True)
+    bad = dt.isna() & s.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(source, i + 2 if source != "<DataFrame>" else i,
+                        f"{column} '{s.iloc[i]}' is neither a number nor a date", "use Unix seconds or ISO 8601")
+    return (dt.astype("int64") // 10**9).astype("Int64").where(dt.notna(), pd.NA)
+
+
+def from_tables(
+    interactions: TableLike,
+    items: TableLike | None = None,
+    users: TableLike | None = None,
+    triples: TableLike | None = None,
+    item_text: str | Sequence[str] | None = None,
+    user_text: str | Sequence[str] | None = None,
+    *,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    rating_col: str | None = "rating",
+    timestamp_col: str | None = "timestamp",
+    weight_col: str | None = None,
+    item_attributes: Mapping[str, str] | Sequence[str] | None = None,
+    user_attributes: Mapping[str, str] | Sequence[str] | None = None,
+    multi_value_sep: str = "|",
+    triple_cols: tuple[str, str, str] = ("head", "relation", "tail"),
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    name: str = "",
+) -> KnowledgeGraph:
+    """Build a KnowledgeGraph from generic tables (DataFrames or CSV/TSV/Parquet paths).
+
+    - ``interactions``: one row per (user, item) with optional rating / timestamp / weight.
+      ``rating_col`` / ``timestamp_col`` are used when present in the table.
+    - ``items`` / ``users``: one row per node. ``item_text`` / ``user_text`` name the columns
+      whose values, joined by ``". "``, are the node's text for the LM encoder (the first one
+      is also its display name). Without them the text comes from the schema template.
+    - ``item_attributes`` / ``user_attributes``: columns whose values become attribute
+      entities (``{"genres": "genre"}`` maps a column to an entity kind; a list uses the
+      column name). Multi-valued cells are split on ``multi_value_sep``.
+    - ``triples``: knowledge edges ``head, relation, tail``; heads are items unless a
+      ``head_type`` column says ``user``/``entity``; tails are entities unless ``tail_type`` says
+      ``item``. Unknown items in triples are an error; unknown entities become nodes.
+    """
+    rcols = [user_col, item_col]
+    inter, src_i = read_table(interactions, sep=sep, encoding=encoding, required=rcols)
+    report: dict[str, int] = {}
+    frame = pd.DataFrame({"user_id": inter[user_col].astype("string").str.strip(),
+                          "item_id": inter[item_col].astype("string").str.strip()})
+    if rating_col and rating_col in inter.columns:
+        frame["rating"] = to_number(inter[rating_col], src_i, rating_col)
+    if weight_col:
+        if weight_col not in inter.columns:
+            raise DataError(src_i, 1, f"weight column '{weight_col}' not found", f"columns are {list(inter.columns)}")
+        frame["weight"] = to_number(inter[weight_col], src_i, weight_col)
+    if timestamp_col and timestamp_col in inter.columns:
+        frame["timestamp"] = to_unix_seconds(inter[timestamp_col], src_i, timestamp_col)
+    sources = {"interactions": src_i}
+
+    entities: list[pd.DataFrame] = []
+    edge_frames: list[pd.DataFrame] = []
+    items_df = users_df = None
+    if items is not None:
+        it, src_it = read_table(items, sep=sep, encoding=encoding, required=[item_col])
+        sources["items"] = src_it
+        items_df = _node_frame(it, item_col, "item_id", item_text, src_it)
+        ents, edges = _attribute_edges(it, item_col, "item", item_attributes, multi_value_sep, src_it)
+        entities.append(ents)
+        edge_frames.append(edges)
+    elif item_attributes:
+        raise SchemaError("item_attributes names columns of the items table, but no items table was given")
+    if users is not None:
+        us, src_us = read_table(users, sep=sep, encoding=encoding, required=[user_col])
+        sources["users"] = src_us
+        users_df = _node_frame(us, user_col, "user_id", user_text, src_us)
+        ents, edges = _attribute_edges(us, user_col, "user", user_attributes, multi_value_sep, src_us)
+        entities.append(ents)
+        edge_frames.append(edges)
+    if triples is not None:
+        tr, src_t = read_table(triples, sep=sep, encoding=encoding, required=list(triple_cols))
+        sources["triples"] = src_t
+        h, r, t = triple_cols
+        tf = pd.DataFrame({
+            "head_type": tr["head_type"].astype("string") if "head_type" in tr.columns else "item",
+            "head": tr[h].astype("string").str.strip(),
+            "relation": tr[r].astype("string").str.strip(),
+            "tail_type": tr["tail_type"].astype("string") if "tail_type" in tr.columns else "entity",
+            "tail": tr[t].astype("string").str.strip(),
+        })
+        edge_frames.append(tf)
+    ent_df = pd.concat(entities, ignore_index=True).drop_duplicates("entity_id") if entities else None
+    trip_df = pd.concat(edge_frames, ignore_index=True) if edge_frames else None
+    return KnowledgeGraph.build(interactions=frame, users=users_df, items=items_df, entities=ent_df,
+                                triples=trip_df, name=name, report=report, sources=sources)
+
+
+def _node_frame(df: pd.DataFrame, id_col: str, key: str, text_cols: str | Sequence[str] | None,
+                source: str) -> pd.DataFrame:
+    ids = df[id_col].astype("string").str.strip()
+    out = pd.DataFrame({key: ids})
+    if text_cols:
+        cols = [text_cols] if isinstance(text_cols, str) else list(text_cols)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(source, 1 if source != "<DataFrame>" else None, f"text column(s) {missing} not found",
+                            f"choose text columns among {list(df.columns)}")
+        parts = df[cols].astype("string").fillna("")
+        out["name"] = parts[cols[0]].to_numpy()
+        text = parts[cols[0]]
+        for c in cols[1:]:
+            text = text.str.cat(parts[c], sep=". ")
+        out["text"] = text.str.replace(r"(\. )+$", "", regex=True).str.strip().to_numpy()
+    else:
+        for c in ("name", "title"):
+            if c in df.columns:
+                out["name"] = df[c].astype("string").to_numpy()
+                break
+    return out
+
+
+def _attribute_edges(df: pd.DataFrame, id_col: str, node_type: str,
+                     attrs: Mapping[str, str] | Sequence[str] | None, multi_sep: str,
+                     source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Attribute columns -> (entities, triples): ``genres="Action|Comedy"`` on item 1 gives
+    entities ``genre:Action`` / ``genre:Comedy`` and edges ``(1, HAS_GENRE, genre:...)``."""
+    if not attrs:
+        return pd.DataFrame(columns=["entity_id", "kind", "name"]), pd.DataFrame(
+            columns=["head_type", "head", "relation", "tail_type", "tail"])
+    mapping = dict(attrs) if isinstance(attrs, Mapping) else {c: c for c in attrs}
+    ents, edges = [], []
+    for col, kind in mapping.items():
+        if col not in df.columns:
+            raise DataError(source, 1 if source != "<DataFrame>" else None, f"attribute column '{col}' not found",
+                            f"choose attribute columns among {list(df.columns)}")
+        vals = df[[id_col, col]].dropna()
+        vals = vals.assign(**{col: vals[col].astype("string").str.split(multi_sep, regex=False)}).explode(col)
+        vals[col] = vals[col].astype("string").str.strip()
+        vals = vals[vals[col].notna() & (vals[col] != "")]
+        eid = kind + ":" + vals[col]
+        ents.append(pd.DataFrame({"entity_id": eid.to_numpy(), "kind": kind, "name": vals[col].to_numpy()}))
+        edges.append(pd.DataFrame({"head_type": node_type, "head": vals[id_col].astype("string").str.strip().to_numpy(),
+                                   "relation": "HAS_" + kind.upper().replace(" ", "_"), "tail_type": "entity",
+                                   "tail": eid.to_numpy()}))
+    return pd.concat(ents, ignore_index=True), pd.concat(edges, ignore_index=True)
