@@ -10,7 +10,8 @@ Edges
                       ``user``, ``item`` or ``entity``; item->attribute, user->attribute,
                       entity->entity and item->item edges all live here)
 
-Ids are strings, in the caller's id space. ``report`` counts every row that a documented policy
+Ids are strings, in the caller's id space. ``features`` (optional) holds one embedding matrix
+per node type ('user', 'item', 'entity') whose rows follow the node table's order. ``report`` counts every row that a documented policy
 changed (merged duplicates, dropped dangling rows...) so nothing is dropped silently; those
 counts show in :meth:`summary`.
 """
@@ -117,6 +118,7 @@ class KnowledgeGraph:
     report: dict[str, int] = field(default_factory=dict)
     cold_items: frozenset[str] = frozenset()
     cold_users: frozenset[str] = frozenset()
+    features: dict[str, np.ndarray] | None = None  # node type -> [num nodes, d], rows in table order
 
     @classmethod
     def build(
