@@ -1,0 +1,365 @@
+"""The ``kgrec`` command line: the Python API, one command per job.
+
+Every user error prints one line (``error: <file> row <n>: <problem>. Fix: <fix>``) and exits
+with code 2; ``--debug`` (or KGREC_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import KgrecError
+
+app = typer.Typer(
+    name="kgrec",
+    help="Knowledge-graph-augmented recommendation: train on interactions + a knowledge graph, "
+         "rank items, inspect the results with Cypher.\n\nStart with:  kgrec quickstart --data path/to/ml-100k",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DataArg = Annotated[Optional[Path], typer.Option("--data", help="Data set folder (MovieLens, HetRec Last.fm or KGAT); "
+                                                 "the format is detected from its files.")]
+KgDirOpt = Annotated[Optional[Path], typer.Option("--kg-dir", help="KGCN-format KG folder (kg.txt, item_index2entity_id.txt) to join with Last.fm.")]
+InterOpt = Annotated[Optional[Path], typer.Option("--interactions", help="Generic table: one row per (user, item) [rating, timestamp]. CSV/TSV/Parquet.")]
+ItemsOpt = Annotated[Optional[Path], typer.Option("--items", help="Generic table: one row per item.")]
+UsersOpt = Annotated[Optional[Path], typer.Option("--users", help="Generic table: one row per user.")]
+TriplesOpt = Annotated[Optional[Path], typer.Option("--triples", help="Generic table: knowledge triples head,relation,tail.")]
+ItemTextOpt = Annotated[Optional[str], typer.Option("--item-text", help="Comma-separated item columns that form the item's text, e.g. title,genres.")]
+UserColOpt = Annotated[str, typer.Option("--user-col", help="User id column of the interactions/users tables.")]
+ItemColOpt = Annotated[str, typer.Option("--item-col", help="Item id column of the interactions/items tables.")]
+StoreOpt = Annotated[str, typer.Option("--store", help="Graph store: a file path (embedded) or bolt://host:7687 (Neo4j).")]
+
+
+def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | None = None, items: Path | None = None,
+          users: Path | None = None, triples: Path | None = None, item_text: str | None = None,
+          user_col: str = "user_id", item_col: str = "item_id"):
+    from .datasets import load_dataset
+
+    with console.status("loading data"):
+        return load_dataset(data, kg_dir=kg_dir, interactions=str(interactions) if interactions else None,
+                            items=str(items) if items else None, users=str(users) if users else None,
+                            triples=str(triples) if triples else None,
+                            item_text=item_text.split(",") if item_text else None,
+                            **({"user_col": user_col, "item_col": item_col} if interactions else {}))
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    cols = sorted({k for m in rows.values() for k in m if "@" in k},
+                  key=lambda c: (int(c.split("@")[1]), c.split("@")[0]))
+    table.add_column("model")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, m in rows.items():
+        table.add_row(name, *[f"{m[c]:.4f}" if c in m else "" for c in cols])
+    return table
+
+
+def _recs_table(df, title: str) -> Table:
+    table = Table(title=title)
+    for c in df.columns:
+        table.add_column(str(c), justify="right" if c in ("score", "rank", "weight") else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    return table
+
+
+@app.command()
+def quickstart(
+    data: DataArg = None,
+    store: StoreOpt = "kgrec.db",
+    model_dir: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("kgrec-model"),
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's default).")] = None,
+    k: Annotated[int, typer.Option(help="Recommendations per user to publish.")] = 20,
+) -> None:
+    """Train on MovieLens-100K end to end: load, split 80/20, train, evaluate, publish to the
+    embedded store, and show one user's top-10 with reasons and the Cypher to try next."""
+    from . import loaders
+    from .config import data_dir
+    from .recommender import Recommender
+    from .store import open_store
+
+    t0 = time.perf_counter()
+    path = data
+    if path is None:
+        local = data_dir() / "ml-100k"
+        path = local if (local / "u.data").exists() else None
+    if path is None:
+        console.print("no --data given and no local copy: downloading MovieLens-100K")
+        path = loaders.download_movielens("ml-100k")
+    kg = _load(path)
+    console.print(str(kg.summary()))
+    train, test = kg.split("random", test=0.2, seed=0)
+    rec = Recommender(**({"epochs": epochs} if epochs else {}))
+    rec.fit(train)
+    metrics = rec.evaluate(test, k=(10, 20))
+    console.print(_metrics_table("MovieLens-100K, random 80/20 split (seed 0)", {"kgrec": metrics}))
+    rec.save(model_dir)
+    with open_store(store) as st:
+        with console.status(f"publishing graph and top-{k} recommendations to {store}"):
+            rec.publish(st, k=k)
+    user = str(train.interactions["user_id"].iloc[0])
+    top = rec.recommend([user], k=10)
+    reasons = [rec.reason(user, item) for item in top["item_id"]]
+    names = rec.item_names(top["item_id"])
+    shown = top.assign(title=names, reason=reasons)[["rank", "item_id", "title", "score", "reason"]]
+    console.print(_recs_table(shown, f"top-10 for user {user}"))
+    console.print(f"model saved to {model_dir}; graph and recommendations in {store} "
+                  f"({time.perf_counter() - t0:.0f} s end to end). Try:")
+    console.print(f"  kgrec cypher \"MATCH (u:User {{id: '{user}'}})-[r:RECOMMENDED]->(i:Item) "
+                  f"RETURN i.name, r.score ORDER BY r.score DESC LIMIT 10\" --store {store}")
+    console.print(f"  kgrec cypher \"MATCH (u:User {{id: '{user}'}})-[e:EXPLAINS]->(n) "
+                  f"RETURN e.item, e.path, e.weight ORDER BY e.item, e.rank LIMIT 20\" --store {store}")
+    console.print(f"  kgrec explain {model_dir} {user} {top['item_id'].iloc[0]}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
+    users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
+    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
+    test: Annotated[float, typer.Option(help="Fraction held out for `kgrec evaluate` (0 trains on everything).")] = 0.2,
+    split: Annotated[str, typer.Option(help="random, temporal, cold_items or cold_users.")] = "random",
+    seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+) -> None:
+    """Train a model and save it. With --test > 0 the held-out part is remembered so that
+    `kgrec evaluate MODEL` scores exactly it."""
+    from .recommender import Recommender
+
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col)
+    train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
+    rec = Recommender(seed=seed, **({"epochs": epochs} if epochs else {})).fit(train_kg)
+    if test_kg is not None:
+        rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
+        console.print(_metrics_table(f"held-out {split} {test:.0%}", {"kgrec": rec.evaluate(test_kg, k=(10, 20))}))
+    rec.save(out)
+    console.print(f"saved {out}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model directory from `kgrec train`.")],
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "10,20",
+    test_file: Annotated[Optional[Path], typer.Option("--test", help="Test interactions (user_id,item_id) "
+                                                      "instead of the hold-out saved at training.")] = None,
+) -> None:
+    """Full-ranking Recall / NDCG / Precision / HitRate / MRR @k on the held-out interactions."""
+    from .recommender import Recommender
+    from .tables import read_table
+
+    rec = Recommender.load(model)
+    cuts = tuple(int(x) for x in k.split(","))
+    if test_file is not None:
+        df, _ = read_table(test_file, required=["user_id", "item_id"])
+        metrics = rec.evaluate(df[["user_id", "item_id"]], k=cuts)
+    else:
+        metrics = rec.evaluate(None, k=cuts)
+    console.print(_metrics_table(str(model), {"kgrec": metrics}))
+
+
+@app.command()
+def recommend(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    users: Annotated[str, typer.Option(help="Comma-separated user ids, or @file with one id per line.")],
+    k: Annotated[int, typer.Option(help="Items per user.")] = 20,
+    candidates: Annotated[Optional[Path], typer.Option(help="File with candidate item ids, one per line.")] = None,
+    include_seen: Annotated[bool, typer.Option(help="Also rank items the user already interacted with.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
+) -> None:
+    """Top-k items for the given users, in your ids."""
+    from .recommender import Recommender
+
+    rec = Recommender.load(model)
+    ids = _id_list(users)
+    cands = _id_list("@" + str(candidates)) if candidates else None
+    df = rec.recommend(ids, k=k, candidates=cands, exclude_seen=not include_seen)
+    _emit(df, out, f"top-{k}")
+
+
+@app.command()
+def publish(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    store: StoreOpt = "kgrec.db",
+    k: Annotated[int, typer.Option(help="Recommendations per user.")] = 20,
+    explanations: Annotated[int, typer.Option(help="Explanation paths per recommendation (0: none).")] = 3,
+) -> None:
+    """Write the graph, its features, every user's top-k (RECOMMENDED) and their explanation
+    paths (EXPLAINS) into the store. Re-publishing replaces this model's edges only."""
+    from .recommender import Recommender
+    from .store import open_store
+
+    rec = Recommender.load(model)
+    with open_store(store) as st:
+        rec.publish(st, k=k, explanations=explanations)
+        counts = st.counts()
+    console.print(_recs_table(_counts_frame(counts), f"published to {store}"))
+
+
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    user: Annotated[str, typer.Argument(help="User id.")],
+    item: Annotated[str, typer.Argument(help="Item id.")],
+    top: Annotated[int, typer.Option(help="Paths to show.")] = 10,
+) -> None:
+    """The paths that connect USER and ITEM, ranked by their share of the model's score."""
+    from .recommender import Recommender
+
+    rec = Recommender.load(model)
+    _emit(rec.explain(user, item, top=top), None, f"why {item} for user {user}")
+
+
+@app.command()
+def cypher(
+    query: Annotated[str, typer.Argument(help="A read-only Cypher query, e.g. \"MATCH (i:Item) RETURN i.id LIMIT 5\".")],
+    store: StoreOpt = "kgrec.db",
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Query parameter name=value (repeatable).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
+) -> None:
+    """Run a read-only Cypher query against the embedded store or Neo4j and print a table.
+    Write clauses are refused by the store."""
+    from .store import open_store
+
+    params = {}
+    for p in param or []:
+        if "=" not in p:
+            raise KgrecError(f"--param '{p}' is not name=value. Fix: write e.g. --param u=42")
+        name, value = p.split("=", 1)
+        params[name] = value
+    if not str(store).startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")) and not Path(store).exists():
+        raise KgrecError(f"store {store} does not exist. Fix: run `kgrec quickstart` or `kgrec publish` first, "
+                         f"or pass --store")
+    with open_store(store, read_only=True) as st:
+        df = st.query(query, **params)
+    _emit(df, out, None)
+
+
+@app.command("cold-start")
+def cold_start(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV of recommendations to write.")],
+    items: ItemsOpt = None,
+    triples: TriplesOpt = None,
+    users: UsersOpt = None,
+    interactions: InterOpt = None,
+    item_text: ItemTextOpt = None,
+    k: Annotated[int, typer.Option(help="Items per user.")] = 20,
+    store: Annotated[Optional[str], typer.Option(help="Also publish the new nodes and recommendations here.")] = None,
+    save: Annotated[bool, typer.Option(help="Save the model with the new nodes added.")] = False,
+) -> None:
+    """Score new items and/or users (text + attributes, no history) without retraining.
+
+    New items are ranked for every known user among the new items (the output lists each
+    user's top-k new items); new users get their top-k among all items."""
+    from .recommender import Recommender
+
+    if items is None and users is None:
+        raise KgrecError("nothing to add. Fix: pass --items new_items.csv and/or --users new_users.csv")
+    rec = Recommender.load(model)
+    frames = []
+    if items is not None:
+        added = rec.add_items(items=items, triples=triples, item_text=item_text.split(",") if item_text else None)
+        new_ids = added.added_items_
+        frames.append(rec.recommend(rec.user_ids(), k=k, candidates=new_ids))
+        console.print(f"added {len(new_ids)} items")
+    if users is not None:
+        rec.add_users(users=users, interactions=interactions)
+        new_users = rec.added_users_
+        frames.append(rec.recommend(new_users, k=k))
+        console.print(f"added {len(new_users)} users")
+    import pandas as pd
+
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(out, index=False)
+    console.print(f"wrote {len(df):,} rows to {out}")
+    if save:
+        rec.save(model)
+    if store:
+        from .store import open_store
+
+        with open_store(store) as st:
+            rec.publish(st, k=k)
+
+
+@app.command()
+def summary(
+    data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
+    users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
+    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
+) -> None:
+    """Load a data set and print its counts (nodes, edges, density, cold nodes, input policies)."""
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col)
+    console.print(str(kg.summary()))
+
+
+def _id_list(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.exists():
+            raise KgrecError(f"{path}: file not found. Fix: check the path")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def _counts_frame(counts: dict):
+    import pandas as pd
+
+    return pd.DataFrame({"what": list(counts), "count": [str(v) for v in counts.values()]})
+
+
+def _emit(df, out: Path | None, title: str | None) -> None:
+    if out is not None:
+        df.to_csv(out, index=False)
+        console.print(f"wrote {len(df):,} rows to {out}")
+    else:
+        console.print(_recs_table(df, title or ""))
+
+
+def main() -> None:
+    """Entry point: run the app, turning kgrec errors into one line and exit code 2."""
+    debug = "--debug" in sys.argv or os.environ.get("KGREC_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (KgrecError, FileNotFoundError, PermissionError, ValueError) as exc:
+        if debug:
+            raise
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if debug:
+            raise
+        err_console.print(f"error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
+                          markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
