@@ -259,12 +259,16 @@ class KnowledgeGraph:
             return {}
         kinds = ents["kind"].reindex(t["tail"]).fillna("kg").to_numpy()
         names = ents["name"].reindex(t["tail"]).fillna("").to_numpy()
-        df = pd.DataFrame({"head": t["head"].to_numpy(), "kind": kinds, "name": names})
-        df = df[df["kind"] != "kg"]  # opaque KG entity ids carry no words
-        df = df[df.groupby(["head", "kind"]).cumcount() < MAX_ATTRIBUTES_PER_KIND_IN_TEXT]
-        per_kind = df.groupby(["head", "kind"], sort=False)["name"].agg(", ".join).reset_index()
-        per_kind["part"] = per_kind["kind"].str.capitalize() + ": " + per_kind["name"]
-        return per_kind.groupby("head", sort=False)["part"].agg("; ".join).to_dict()
+        # a plain loop: pandas' groupby(...).agg(", ".join) runs Python per group and is ~15x slower
+        per_head: dict[str, dict[str, list[str]]] = {}
+        for head, kind, name in zip(t["head"].tolist(), kinds.tolist(), names.tolist()):
+            if kind == "kg":  # opaque KG entity ids carry no words
+                continue
+            vals = per_head.setdefault(head, {}).setdefault(kind, [])
+            if len(vals) < MAX_ATTRIBUTES_PER_KIND_IN_TEXT:
+                vals.append(str(name))
+        return {head: "; ".join(f"{kind.capitalize()}: {', '.join(vals)}" for kind, vals in by_kind.items())
+                for head, by_kind in per_head.items()}
 
     # ------------------------------------------------------------------ views
     @property

@@ -1,1 +1,6 @@
 """Loaders: one module per source format, each returning a :class:`kgrec.KnowledgeGraph`."""
+
+from .lastfm import hetrec_lastfm, kgcn_kg
+from .movielens import detect_layout, movielens
+
+__all__ = ["detect_layout", "hetrec_lastfm", "kgcn_kg", "movielens"]
