@@ -34,6 +34,7 @@ from kgrec.errors import DataError
 from kgrec.knowledge_graph import KnowledgeGraph
 
 from ._io import check_known, ids, numbers, read_delimited, require_dir, require_file
+from ._kg import kg_entities
 
 HETREC_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_taggedartists.dat", "user_friends.dat")
 
@@ -194,15 +195,7 @@ def kgcn_kg(kg_dir: str | Path, items: pd.Index | list[str] | None = None
         "tail_type": np.where(t_is, "item", "entity"),
         "tail": np.where(t_is, t_item, "kg:" + t.to_numpy(dtype=object)),
     })
-    ends = pd.concat([
-        pd.DataFrame({"entity_id": triples["head"][~h_is], "relation": triples["relation"][~h_is]}),
-        pd.DataFrame({"entity_id": triples["tail"][~t_is], "relation": triples["relation"][~t_is]}),
-    ])
-    rel_text = (ends.drop_duplicates().groupby("entity_id", sort=False)["relation"]
-                .agg(lambda s: ", ".join(list(s)[:4])))
-    entities = pd.DataFrame({"entity_id": rel_text.index.to_numpy(), "kind": "kg",
-                             "name": rel_text.index.str.slice(3).to_numpy(),
-                             "text": ("KG entity: " + rel_text).to_numpy()})
+    entities = kg_entities(triples)
     return entities, triples, report
 
 
