@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
+
+
+class KnowledgeTriples(NamedTuple):
+    """Knowledge read from a KG file, in :class:`kgrec.KnowledgeGraph` columns: pass
+    ``entities`` and ``triples`` to ``KnowledgeGraph.build`` (or ``triples`` to
+    ``kgrec.from_tables``) and merge ``report`` (rows that a policy changed) into the graph's."""
+
+    entities: pd.DataFrame
+    triples: pd.DataFrame
+    report: dict[str, int]
 
 MAX_RELATIONS_IN_TEXT = 4
 

@@ -44,7 +44,7 @@ from kgrec.errors import DataError
 from kgrec.knowledge_graph import KnowledgeGraph
 
 from ._io import decode, require_dir, require_file
-from ._kg import kg_entities
+from ._kg import KnowledgeTriples, kg_entities
 
 _BAD_CHAR = re.compile(r"[^0-9 \t\r\n]")
 
@@ -150,7 +150,7 @@ def _load(path: str | Path, *, knowledge: bool, name: str | None) -> tuple[Knowl
     return kg, is_test
 
 
-def kgat_kg(path: str | Path, n_items: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+def kgat_kg(path: str | Path, n_items: int | None = None) -> KnowledgeTriples:
     """Read ``kg_final.txt`` (+ entity_list / relation_list / item_list when present) of a
     KGAT folder as ``(entities, triples, report)`` in :class:`KnowledgeGraph` columns.
 
@@ -199,7 +199,7 @@ def kgat_kg(path: str | Path, n_items: int | None = None) -> tuple[pd.DataFrame,
     ht, hid = end(h)
     tt, tid = end(t)
     triples = pd.DataFrame({"head_type": ht, "head": hid, "relation": rel, "tail_type": tt, "tail": tid})
-    return kg_entities(triples), triples, report
+    return KnowledgeTriples(kg_entities(triples), triples, report)
 
 
 def _short_relation(uri: str) -> str:

@@ -34,7 +34,7 @@ from kgrec.errors import DataError
 from kgrec.knowledge_graph import KnowledgeGraph
 
 from ._io import check_known, ids, numbers, read_delimited, require_dir, require_file
-from ._kg import kg_entities
+from ._kg import KnowledgeTriples, kg_entities
 
 HETREC_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_taggedartists.dat", "user_friends.dat")
 
@@ -143,7 +143,7 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
 
 
 def kgcn_kg(kg_dir: str | Path, items: pd.Index | list[str] | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+            ) -> KnowledgeTriples:
     """Read a KGCN / RippleNet / KGNN-LS knowledge graph folder.
 
     Files: ``kg.txt`` (``head<TAB>relation<TAB>tail``, entity ids, relation names such as
@@ -196,7 +196,7 @@ def kgcn_kg(kg_dir: str | Path, items: pd.Index | list[str] | None = None
         "tail": np.where(t_is, t_item, "kg:" + t.to_numpy(dtype=object)),
     })
     entities = kg_entities(triples)
-    return entities, triples, report
+    return KnowledgeTriples(entities, triples, report)
 
 
 def _header(path: Path, expected: list[str]) -> None:
