@@ -1,0 +1,180 @@
+"""Validation and graph surgery for batch cold start: new items / users with text and
+attributes (and, for users, optionally a few interactions), checked completely *before*
+anything is added, so a bad batch changes nothing.
+
+Policies (each counted in the returned ``report``):
+- a new item / user id that already exists is an error unless ``update=True`` (then its
+  text, attributes and representation are replaced);
+- a node with no text is allowed when it has attributes or triples; one with neither is an
+  error naming its row;
+- an attribute or triple tail never seen in training becomes a new entity node
+  (``new_entities``); it has a text embedding but no learned ID embedding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .knowledge_graph import ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, typed_frame
+from .tables import _attribute_edges, _node_frame, read_table, to_number
+
+TableLike = pd.DataFrame | str | os.PathLike
+
+
+@dataclass
+class NewNodes:
+    """A validated batch: node rows, their knowledge edges, new entities, new interactions."""
+
+    node_type: str                      # "item" or "user"
+    nodes: pd.DataFrame                 # typed like KnowledgeGraph.items / .users, text filled
+    triples: pd.DataFrame               # knowledge edges whose head (or tail) is a new node
+    entities: pd.DataFrame              # entity nodes not in the graph before
+    interactions: pd.DataFrame          # user batches only: their few known interactions
+    replaced: list[str] = field(default_factory=list)
+    report: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        key = "item_id" if self.node_type == "item" else "user_id"
+        return self.nodes[key].astype(str).tolist()
+
+
+def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *,
+                      triples: TableLike | None = None, interactions: TableLike | None = None,
+                      text: str | Sequence[str] | None = None,
+                      attributes: Mapping[str, str] | Sequence[str] | None = None,
+                      id_col: str | None = None, update: bool = False, multi_value_sep: str = "|") -> NewNodes:
+    """Validate a batch of new ``item`` or ``user`` rows against ``graph`` (see module doc)."""
+    key = "item_id" if node_type == "item" else "user_id"
+    id_col = id_col or key
+    df, src = read_table(table, required=[id_col])
+    if df.empty:
+        raise DataError(src, None, f"no {node_type}s in the table", f"give at least one {node_type} row")
+    ids = df[id_col].astype("string").str.strip()
+    empty = ids.isna() | (ids == "")
+    if empty.any():
+        r = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(src, _row(src, r), f"{id_col} is empty", f"give every new {node_type} an id")
+    dup = ids.duplicated()
+    if dup.any():
+        r = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(src, _row(src, r), f"{node_type} '{ids.iloc[r]}' appears twice in this batch",
+                        "keep one row per id")
+    existing = set((graph.items if node_type == "item" else graph.users)[key].astype(str))
+    clash = ids.isin(existing)
+    if clash.any() and not update:
+        r = int(np.flatnonzero(clash.to_numpy())[0])
+        raise DataError(src, _row(src, r), f"{node_type} '{ids.iloc[r]}' already exists "
+                        f"({int(clash.sum())} such rows)", "pass update=True to replace them, or use new ids")
+    template_text = text is None and "text" not in df.columns  # name + attributes, as at training
+    if text is None:
+        text = [c for c in ("text", "title", "name") if c in df.columns][:1] or None
+    nodes = _node_frame(df.assign(**{id_col: ids}), id_col, key, text, src)
+    if template_text:
+        nodes["text"] = pd.NA
+    name_col = next((c for c in ("name", "title") if c in df.columns), None)
+    nodes["name"] = df[name_col].astype("string").to_numpy() if name_col else nodes.get("name", pd.NA)
+    cols = USER_COLUMNS if node_type == "user" else ITEM_COLUMNS
+    nodes = typed_frame(nodes, cols, src)
+
+    attr_ents, attr_edges = _attribute_edges(df.assign(**{id_col: ids}), id_col, node_type, attributes,
+                                             multi_value_sep, src)
+    edge_parts = [attr_edges]
+    src_t = None
+    if triples is not None:
+        tr, src_t = read_table(triples, required=["head", "relation", "tail"])
+        tf = pd.DataFrame({
+            "head_type": tr["head_type"].astype("string") if "head_type" in tr.columns else node_type,
+            "head": tr["head"].astype("string").str.strip(),
+            "relation": tr["relation"].astype("string").str.strip(),
+            "tail_type": tr["tail_type"].astype("string") if "tail_type" in tr.columns else "entity",
+            "tail": tr["tail"].astype("string").str.strip(),
+        })
+        blank = tf[["head", "relation", "tail"]].isna().any(axis=1) | (tf[["head", "relation", "tail"]] == "").any(axis=1)
+        if blank.any():
+            r = int(np.flatnonzero(blank.to_numpy())[0])
+            raise DataError(src_t, _row(src_t, r), "head, relation or tail is empty", "fill them in or drop the row")
+        new_ids = set(ids.tolist())
+        touches = tf["head"].isin(new_ids) | tf["tail"].isin(new_ids)
+        if not touches.all():
+            r = int(np.flatnonzero(~touches.to_numpy())[0])
+            raise DataError(src_t, _row(src_t, r), f"triple ({tf['head'].iloc[r]}, {tf['relation'].iloc[r]}, "
+                            f"{tf['tail'].iloc[r]}) names none of the new {node_type}s",
+                            f"only give triples of the {node_type}s being added")
+        edge_parts.append(tf)
+    trip = typed_frame(pd.concat(edge_parts, ignore_index=True), TRIPLE_COLUMNS, src_t or src)
+
+    known = {"user": set(graph.users["user_id"].astype(str)), "item": set(graph.items["item_id"].astype(str)),
+             "entity": set(graph.entities["entity_id"].astype(str))}
+    known[node_type] |= set(ids.tolist())
+    for end in ("head", "tail"):
+        for t in ("user", "item"):
+            sel = (trip[f"{end}_type"] == t).to_numpy()
+            bad = sel & ~trip[end].isin(known[t]).to_numpy()
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise DataError(src_t or src, _row(src_t or src, r), f"{end} '{trip[end].iloc[r]}' is an unknown {t}",
+                                f"add the {t} first or drop the triple")
+    ent_refs = pd.concat([trip.loc[trip["head_type"] == "entity", "head"], trip.loc[trip["tail_type"] == "entity", "tail"]])
+    new_ent_ids = pd.unique(ent_refs[~ent_refs.isin(known["entity"])])
+    named = attr_ents.drop_duplicates("entity_id").set_index("entity_id") if len(attr_ents) else None
+    ent_rows = []
+    for e in new_ent_ids:
+        if named is not None and e in named.index:
+            ent_rows.append({"entity_id": e, "kind": named.at[e, "kind"], "name": named.at[e, "name"]})
+        else:
+            ent_rows.append({"entity_id": e, "kind": "kg", "name": e})
+    entities = typed_frame(pd.DataFrame(ent_rows, columns=["entity_id", "kind", "name"]), ENTITY_COLUMNS, "entities")
+
+    has_text = (nodes["text"].notna() & (nodes["text"].str.strip() != "")) | (
+        nodes["name"].notna() & (nodes["name"].str.strip() != ""))
+    linked = set(trip.loc[trip["head_type"] == node_type, "head"]) | set(trip.loc[trip["tail_type"] == node_type, "tail"])
+    inter = pd.DataFrame(columns=["user_id", "item_id", "rating", "weight", "timestamp"])
+    if interactions is not None:
+        if node_type != "user":
+            raise ValueError("interactions can only be given for new users")
+        it, src_i = read_table(interactions, required=["user_id", "item_id"])
+        it = it.assign(user_id=it["user_id"].astype("string").str.strip(), item_id=it["item_id"].astype("string").str.strip())
+        unknown_u = ~it["user_id"].isin(set(ids.tolist()))
+        if unknown_u.any():
+            r = int(np.flatnonzero(unknown_u.to_numpy())[0])
+            raise DataError(src_i, _row(src_i, r), f"user '{it['user_id'].iloc[r]}' is not in the new users table",
+                            "list the user in --users / users= too")
+        unknown_i = ~it["item_id"].isin(known["item"])
+        if unknown_i.any():
+            r = int(np.flatnonzero(unknown_i.to_numpy())[0])
+            raise DataError(src_i, _row(src_i, r), f"item '{it['item_id'].iloc[r]}' is unknown to the model",
+                            "add new items with add_items first, or drop the row")
+        if "rating" in it.columns:
+            it["rating"] = to_number(it["rating"], src_i, "rating", allow_missing=True)
+        inter = typed_frame(it, {"user_id": "string", "item_id": "string", "rating": "float64",
+                                 "weight": "float64", "timestamp": "Int64"}, src_i)
+        linked |= set(inter["user_id"].tolist())
+    neither = ~has_text & ~nodes[key].isin(linked)
+    if neither.any():
+        r = int(np.flatnonzero(neither.to_numpy())[0])
+        raise DataError(src, _row(src, r), f"{node_type} '{nodes[key].iloc[r]}' has neither text nor attributes",
+                        "give it a text/title column value or at least one attribute or triple")
+
+    # fill texts from the schema template with the new + known entity names
+    tmp = KnowledgeGraph(users=nodes if node_type == "user" else graph.users.iloc[:0],
+                         items=nodes if node_type == "item" else graph.items.iloc[:0],
+                         entities=pd.concat([graph.entities, entities], ignore_index=True),
+                         interactions=inter, triples=trip)
+    tmp.fill_texts()
+    nodes = tmp.items if node_type == "item" else tmp.users
+    entities = tmp.entities.iloc[len(graph.entities):].reset_index(drop=True)
+    report = {f"new_{node_type}s": int((~clash).sum()), f"updated_{node_type}s": int(clash.sum()),
+              "new_entities": len(entities), "new_knowledge_edges": len(trip), "new_interactions": len(inter)}
+    return NewNodes(node_type, nodes.reset_index(drop=True), trip, entities, inter,
+                    replaced=ids[clash].tolist(), report=report)
+
+
+def _row(src: str, index: int) -> int:
+    return index if src == "<DataFrame>" else index + 2
