@@ -55,10 +55,17 @@ def typed_frame(df: pd.DataFrame | None, columns: dict[str, str], table: str) ->
             s = df[col]
             if dtype == "string":
                 s = s.astype("string")
-            elif dtype == "Int64":
-                s = pd.to_numeric(s, errors="raise").astype("Int64")
             else:
-                s = pd.to_numeric(s, errors="raise").astype(dtype)
+                num = pd.to_numeric(s, errors="coerce")
+                bad = num.isna() & s.notna()
+                if dtype == "Int64":
+                    bad |= num.notna() & (np.floor(num.fillna(0)) != num.fillna(0))
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise SchemaError(f"{table} row {row}: column '{col}' holds '{s.iloc[row]}', not "
+                                      f"{'an integer' if dtype == 'Int64' else 'a number'}. Fix: convert '{col}' "
+                                      f"to {dtype} (pd.to_numeric) or load the table with kgrec.from_tables")
+                s = num.astype(dtype)
             out[col] = s.reset_index(drop=True)
         else:
             out[col] = pd.Series(pd.NA if dtype != "float64" else np.nan, index=range(len(df)), dtype=dtype)
@@ -320,9 +327,12 @@ class KnowledgeGraph:
         Deterministic for a given ``seed``. Returns ``(train, test)`` or, with ``valid > 0``,
         ``(train, valid, test)``.
         """
+        if kind not in ("random", "temporal", "cold_items", "cold_users"):
+            raise DataError("KnowledgeGraph.split", None, f"unknown split kind '{kind}'",
+                            "use 'random', 'temporal', 'cold_items' or 'cold_users'")
         if not 0.0 < test < 1.0 or not 0.0 <= valid < 1.0 or test + valid >= 1.0:
-            raise ValueError(f"split fractions must satisfy 0 < test, 0 <= valid, test + valid < 1 "
-                             f"(got test={test}, valid={valid})")
+            raise DataError("KnowledgeGraph.split", None, f"split fractions test={test}, valid={valid} are out of range",
+                            "use 0 < test < 1, 0 <= valid < 1 and test + valid < 1 (e.g. test=0.2)")
         inter = self.interactions
         rng = np.random.default_rng(seed)
         n = len(inter)
@@ -331,8 +341,10 @@ class KnowledgeGraph:
             if kind == "temporal":
                 ts = inter["timestamp"]
                 if ts.isna().any():
-                    raise ValueError("temporal split needs a timestamp on every interaction "
-                                     f"({int(ts.isna().sum())} are missing); use split('random') instead")
+                    raise DataError("interactions", int(np.flatnonzero(ts.isna().to_numpy())[0]),
+                                    f"the temporal split needs a timestamp on every interaction "
+                                    f"({int(ts.isna().sum())} are missing)",
+                                    "give every interaction a timestamp, or use split('random')")
                 order_key = ts.to_numpy(dtype=np.int64).astype(np.float64) + rng.random(n) * 1e-3
                 order_key = -order_key  # latest first
             else:
@@ -365,8 +377,8 @@ class KnowledgeGraph:
             held = frozenset(test_ids | valid_ids)
             held_items = held if kind == "cold_items" else frozenset()
             held_users = held if kind == "cold_users" else frozenset()
-        else:
-            raise ValueError(f"unknown split kind '{kind}'; use random, temporal, cold_items or cold_users")
+        else:  # pragma: no cover - checked above
+            raise AssertionError(kind)
         extra = {"cold_items": held_items | self.cold_items, "cold_users": held_users | self.cold_users}
         train = self.with_interactions(inter[part == 0], **extra)
         test_kg = self.with_interactions(inter[part == 2], **extra)

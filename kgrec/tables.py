@@ -114,18 +114,30 @@ def to_number(s: pd.Series, source: str, column: str, *, header_rows: int = 1, a
     return num.astype("float64")
 
 
-def to_unix_seconds(s: pd.Series, source: str, column: str) -> pd.Series:
-    """Integers pass through; ISO dates / datetimes become Unix seconds."""
+def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int = 1) -> pd.Series:
+    """Timestamps as Unix seconds (Int64): numbers pass through (fractions of a second are
+    dropped), ISO 8601 dates / datetimes are converted (naive ones read as UTC), empty cells stay
+    missing; anything else raises :class:`DataError` at its row."""
+    text = s.astype("string").str.strip()
+    empty = (s.isna() | (text == "")).to_numpy()
     num = pd.to_numeric(s, errors="coerce")
-    if num.notna().all() or s.isna().all():
-        return num.astype("Int64")
-    dt = pd.to_datetime(s, errors="coerce", utc=True)
-    bad = dt.isna() & s.notna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(source, i + 2 if source != "<DataFrame>" else i,
-                        f"{column} '{s.iloc[i]}' is neither a number nor a date", "use Unix seconds or ISO 8601")
-    return (dt.astype("int64") // 10**9).astype("Int64").where(dt.notna(), pd.NA)
+    out = pd.Series(np.floor(num.to_numpy(dtype=float, na_value=np.nan)), index=s.index)
+    rest = np.isnan(out.to_numpy()) & ~empty
+    if rest.any():
+        dt = pd.to_datetime(text[rest], errors="coerce", utc=True, format="ISO8601")
+        bad = dt.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(rest)[np.flatnonzero(bad)[0]])
+            raise DataError(source, i + header_rows + 1 if source != "<DataFrame>" else i,
+                            f"{column} '{s.iloc[i]}' is neither a number nor a date ({int(bad.sum())} such rows)",
+                            "use Unix seconds or ISO 8601 dates (2024-05-01 or 2024-05-01T12:00:00Z)")
+        secs = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        out[rest] = secs.to_numpy(dtype=float)
+    if np.isinf(out.to_numpy()).any():
+        i = int(np.flatnonzero(np.isinf(out.to_numpy()))[0])
+        raise DataError(source, i + header_rows + 1 if source != "<DataFrame>" else i,
+                        f"{column} '{s.iloc[i]}' is infinite", "use Unix seconds or ISO 8601 dates")
+    return out.astype("Int64")
 
 
 def from_tables(
