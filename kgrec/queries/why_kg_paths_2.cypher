@@ -1,0 +1,9 @@
+// Why $item for $user: knowledge-graph paths of 2 hops from an item the user interacted with to $item
+// (user -INTERACTED-> item -relation- node -relation- $item). Any edge direction.
+// Parameters: $user, $item, $limit. Neo4j Browser: :param user => '1'; :param item => '50'; :param limit => 10
+MATCH (u:User {id: $user})-[:INTERACTED]->(j:Item)-[r1]-(x)-[r2]-(i:Item {id: $item})
+WHERE j.id <> $item AND x.id <> $user AND r1.relation IS NOT NULL AND r2.relation IS NOT NULL
+RETURN j.id AS start_item, j.name AS start_name, r1.relation AS relation_1, x.id AS node_1, x.name AS name_1,
+       x.kind AS kind_1, r2.relation AS relation_2
+ORDER BY start_item, node_1, relation_1, relation_2
+LIMIT $limit

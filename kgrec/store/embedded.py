@@ -1,0 +1,348 @@
+"""The embedded graph store: one ``ladybug`` database file (the maintained fork of Kùzu).
+
+- One file plus its write-ahead log (``kgrec.db``, ``kgrec.db.wal``); a committed write survives
+  ``kill -9`` and a killed write leaves the store as it was before that write began.
+- One writer: opening a store for writing takes the file lock; a second writer, in this or
+  another process, gets ``StoreError: kgrec.db is locked by process N``. Readers open with
+  ``read_only=True``.
+- Bulk writes go through Arrow tables (``COPY ... FROM $table``) inside one transaction, never
+  row by row. ``write_graph`` drops and recreates the graph tables in that transaction, so the
+  result does not depend on what was there before.
+- ``query`` runs each statement as a prepared statement (one statement only) inside a
+  ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ReadOnlyQueryError, StoreError
+from ..graph_schema import ladybug_ddl
+from ..knowledge_graph import KnowledgeGraph
+from .base import (NODE_TABLES, GraphStore, GraphTables, LABEL_TO_TYPE, assemble_graph, check_known_ids,
+                   explanation_table, explains_targets, graph_tables, knowledge_pairs, recommendation_table)
+
+#: graph tables, in the order they can be dropped (relationship tables first)
+GRAPH_TABLES = ("EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Entity", "Item", "User")
+DEFAULT_BUFFER_POOL = 2 * 1024**3
+_WRITE_REFUSED = "write query inside a read-only transaction"
+
+_open_paths: dict[str, int] = {}  # resolved path -> id() of the store holding it for writing, this process
+_open_paths_lock = threading.Lock()
+
+
+def _ladybug() -> Any:
+    try:
+        import ladybug
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise StoreError("the embedded store needs the 'ladybug' package: pip install ladybug") from exc
+    return ladybug
+
+
+def lock_holder(path: str | os.PathLike, message: str = "") -> int | None:
+    """The id of the process that holds the lock on ``path``: from ladybug's message when it
+    names it, else from ``/proc/locks`` (Linux). ``None`` when unknown."""
+    m = re.search(r"held by PID (\d+)", message)
+    if m:
+        return int(m.group(1))
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as fh:
+            for line in fh:
+                parts = line.split()
+                # "1: POSIX  ADVISORY  WRITE 5289 fe:00:9978034 0 EOF" (blocked waiters show "->")
+                if len(parts) >= 6 and parts[1] != "->":
+                    dev_ino = parts[5].split(":")
+                    if len(dev_ino) == 3 and int(dev_ino[2]) == st.st_ino:
+                        return int(parts[4])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class EmbeddedStore(GraphStore):
+    """A graph store in one ladybug database file. See the module docstring for guarantees.
+
+    ``timeout``: seconds to wait for another writer to release the file before raising
+    (default 0: fail at once). ``buffer_pool_size``: bytes of page cache (default 2 GiB).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, read_only: bool = False, timeout: float | None = None,
+                 buffer_pool_size: int = DEFAULT_BUFFER_POOL, max_num_threads: int = 0) -> None:
+        self.uri = os.fspath(path)
+        self.path = Path(path).expanduser()
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._db: Any = None
+        self._conn: Any = None
+        self._key = str(self.path.resolve())
+        if self.path.is_dir():
+            raise StoreError(f"{self.uri} is a directory; an embedded store is one file. "
+                             "Fix: pass a file path such as kgrec.db")
+        if read_only and not self.path.exists():
+            raise StoreError(f"{self.uri}: no store there to read. Fix: check the path, or publish first "
+                             "(kgrec publish / store.write_graph)")
+        if not self.path.parent.exists():
+            raise StoreError(f"{self.uri}: folder {self.path.parent} does not exist. Fix: create it first")
+        lb = _ladybug()
+        deadline = time.monotonic() + max(0.0, timeout or 0.0)
+        if not read_only:
+            self._claim_in_process()
+        try:
+            while True:
+                try:
+                    self._db = lb.Database(str(self.path), read_only=read_only, buffer_pool_size=buffer_pool_size,
+                                           max_num_threads=max_num_threads)
+                    break
+                except RuntimeError as exc:
+                    msg = str(exc)
+                    if "lock" in msg.lower() and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        continue
+                    raise self._open_error(msg) from None
+            self._conn = lb.Connection(self._db)
+            if not read_only:
+                with self._transaction():
+                    for stmt in ladybug_ddl():
+                        self._exec(stmt)
+        except BaseException:
+            self._release()
+            raise
+
+    # ---------------------------------------------------------------- opening and closing
+    def _claim_in_process(self) -> None:
+        # ladybug's file lock is per process: a second writer in this process would not be stopped by it
+        with _open_paths_lock:
+            if self._key in _open_paths:
+                raise StoreError(f"{self.uri} is locked by process {os.getpid()} (this process: another store "
+                                 "object has it open for writing). Fix: close that store first, or open this one "
+                                 "with read_only=True")
+            _open_paths[self._key] = id(self)
+
+    def _open_error(self, msg: str) -> StoreError:
+        if "lock" in msg.lower():
+            pid = lock_holder(self.path, msg)
+            who = f"process {pid}" if pid is not None else "another process"
+            return StoreError(f"{self.uri} is locked by {who} (ladybug allows one writer per file). Fix: close "
+                              f"the store in {who} (store.close() / let it finish), or open with read_only=True "
+                              "to read while it writes")
+        return StoreError(f"{self.uri} cannot be opened as a kgrec embedded store: {msg.splitlines()[0]}. "
+                          "Fix: pass a new file name, or the path of a store that kgrec (ladybug "
+                          f"{_ladybug().__version__}) wrote")
+
+    def _release(self) -> None:
+        for obj in (self._conn, self._db):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # closing twice or after a failed open
+                    pass
+        self._conn = self._db = None
+        if not self.read_only:
+            with _open_paths_lock:
+                if _open_paths.get(self._key) == id(self):
+                    del _open_paths[self._key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._release()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def _check_open(self) -> None:
+        if self._conn is None:
+            raise StoreError(f"{self.uri}: the store is closed. Fix: open it again with kgrec.open_store")
+
+    # ---------------------------------------------------------------- low level
+    def _exec(self, cypher: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._conn.execute(cypher, dict(params or {}))
+
+    def _fetch(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._exec(cypher, params).get_as_arrow(-1)
+
+    @contextmanager
+    def _transaction(self, read_only: bool = False) -> Iterator[None]:
+        self._exec("BEGIN TRANSACTION READ ONLY" if read_only else "BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            try:
+                self._exec("ROLLBACK")
+            except RuntimeError:  # ladybug already rolled back after the failing statement
+                pass
+            raise
+        self._exec("COMMIT")
+
+    def _copy(self, table: str, data: pa.Table, pair: tuple[str, str] | None = None) -> None:
+        if data.num_rows == 0:
+            return
+        opts = f" (from='{pair[0]}', to='{pair[1]}')" if pair else ""
+        self._exec(f"COPY {table} FROM $data{opts}", {"data": data})
+
+    def _ids(self, label: str) -> set[str]:
+        return set(self._fetch(f"MATCH (n:{label}) RETURN n.id AS id").column("id").to_pylist())
+
+    # ---------------------------------------------------------------- writing
+    def write_graph(self, kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) -> dict[str, int]:
+        self._check_writable()
+        tables = graph_tables(kg, features)
+        with self._lock:
+            self._check_open()
+            try:
+                with self._transaction():
+                    kept_recs = self._fetch(
+                        "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS `from`, i.id AS `to`, "
+                        "r.score AS score, r.rank AS rank, r.model AS model")
+                    kept_expl = {label: self._fetch(
+                        f"MATCH (u:User)-[x:EXPLAINS]->(n:{label}) RETURN u.id AS `from`, n.id AS `to`, "
+                        "x.model AS model, x.item AS item, x.path AS path, x.weight AS weight, x.rank AS rank")
+                        for label in explains_targets()}
+                    for table in GRAPH_TABLES:
+                        self._exec(f"DROP TABLE IF EXISTS {table}")
+                    for stmt in ladybug_ddl():
+                        self._exec(stmt)
+                    self._load(tables)
+                    ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
+                    self._copy("RECOMMENDED", _keep(kept_recs, ids["User"], ids["Item"]))
+                    for label, kept in kept_expl.items():
+                        self._copy("EXPLAINS", _keep(kept, ids["User"], ids[label], item_ids=ids["Item"]),
+                                   ("User", label))
+            except RuntimeError as exc:
+                raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
+        return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+
+    def _load(self, tables: GraphTables) -> None:
+        for label in ("User", "Item", "Entity"):
+            self._copy(label, tables.nodes[label])
+        self._copy("INTERACTED", tables.interactions)
+        for pair, data in tables.knowledge.items():
+            self._copy("RELATED", data, pair)
+
+    def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
+        self._check_writable()
+        table = recommendation_table(df, model_id)
+        with self._lock:
+            self._check_open()
+            try:
+                with self._transaction():
+                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
+                    check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
+                    self._exec("MATCH (:User)-[r:RECOMMENDED]->(:Item) WHERE r.model = $model DELETE r",
+                               {"model": model_id})
+                    self._copy("RECOMMENDED", table)
+            except RuntimeError as exc:
+                raise StoreError(f"{self.uri}: writing recommendations failed, nothing was changed: {exc}") from None
+        return table.num_rows
+
+    def write_explanations(self, df: pd.DataFrame, model_id: str) -> int:
+        self._check_writable()
+        table = explanation_table(df, model_id)
+        with self._lock:
+            self._check_open()
+            try:
+                with self._transaction():
+                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_explanations", self.uri)
+                    check_known_ids(table.column("item"), self._ids("Item"), "item", "write_explanations", self.uri)
+                    labels = table.column("to_label").to_numpy(zero_copy_only=False)
+                    for label in explains_targets():
+                        part = table.filter(pa.array(labels == label))
+                        if part.num_rows:
+                            check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
+                                            "write_explanations (path nodes)", self.uri)
+                    self._exec("MATCH (:User)-[x:EXPLAINS]->() WHERE x.model = $model DELETE x", {"model": model_id})
+                    for label in explains_targets():
+                        part = table.filter(pa.array(labels == label)).drop(["to_label"])
+                        self._copy("EXPLAINS", part, ("User", label))
+            except RuntimeError as exc:
+                raise StoreError(f"{self.uri}: writing explanations failed, nothing was changed: {exc}") from None
+        return table.num_rows
+
+    # ---------------------------------------------------------------- reading
+    def read_graph(self) -> KnowledgeGraph:
+        with self._lock:
+            self._check_open()
+            with self._transaction(read_only=True):
+                nodes = {}
+                for nt, (label, _, _) in NODE_TABLES.items():
+                    kind = "n.kind AS kind, " if nt == "entity" else ""
+                    nodes[label] = self._fetch(f"MATCH (n:{label}) RETURN n.id AS id, {kind}n.name AS name, "
+                                               "n.text AS text, n.embedding AS embedding")
+                inter = self._fetch("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS user_id, i.id AS item_id, "
+                                    "r.rating AS rating, r.weight AS weight, r.timestamp AS timestamp").to_pandas()
+                parts = []
+                for head, tail in knowledge_pairs():
+                    t = self._fetch(f"MATCH (h:{head})-[r:RELATED]->(t:{tail}) "
+                                    "RETURN h.id AS head, r.relation AS relation, t.id AS tail").to_pandas()
+                    if len(t):
+                        parts.append(t.assign(head_type=LABEL_TO_TYPE[head], tail_type=LABEL_TO_TYPE[tail]))
+        triples = pd.concat(parts, ignore_index=True) if parts else None
+        if triples is None:
+            triples = pd.DataFrame(columns=["head_type", "head", "relation", "tail_type", "tail"])
+        return assemble_graph(nodes, inter, triples, name=self.path.name)
+
+    def query(self, cypher: str, **params: Any) -> pd.DataFrame:
+        with self._lock:
+            self._check_open()
+            self._exec("BEGIN TRANSACTION READ ONLY")
+            try:
+                with warnings.catch_warnings():
+                    # ladybug deprecates prepare(); it is the documented way to refuse several statements
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    prepared = self._conn.prepare(cypher, params)
+                result = self._conn.execute(prepared, params)
+                df = result.get_as_df()
+            except RuntimeError as exc:
+                msg = str(exc)
+                if _WRITE_REFUSED in msg:
+                    raise ReadOnlyQueryError(f"{self.uri}: query() is read-only and the store refused a write "
+                                             f"({msg}). Fix: write through write_graph / write_recommendations, "
+                                             "or inspect with MATCH ... RETURN") from None
+                raise StoreError(f"{self.uri}: query failed: {msg}") from None
+            finally:
+                try:
+                    self._exec("COMMIT")  # ends the read-only transaction (it wrote nothing)
+                except RuntimeError:  # the statement ended it (a COMMIT/ROLLBACK statement, or an error)
+                    pass
+        return df
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            self._check_open()
+            out: dict[str, int] = {}
+            with self._transaction(read_only=True):
+                for key, q in (("users", "MATCH (n:User) RETURN count(n)"),
+                               ("items", "MATCH (n:Item) RETURN count(n)"),
+                               ("entities", "MATCH (n:Entity) RETURN count(n)"),
+                               ("interactions", "MATCH ()-[r:INTERACTED]->() RETURN count(r)"),
+                               ("knowledge_edges", "MATCH ()-[r:RELATED]->() RETURN count(r)"),
+                               ("recommendations", "MATCH ()-[r:RECOMMENDED]->() RETURN count(r)"),
+                               ("explanations", "MATCH ()-[r:EXPLAINS]->() RETURN count(r)")):
+                    out[key] = int(self._exec(q).get_next()[0])
+        return out
+
+
+def _keep(table: pa.Table, from_ids: set[str], to_ids: set[str], item_ids: set[str] | None = None) -> pa.Table:
+    """Rows of a kept RECOMMENDED / EXPLAINS table whose end nodes (and explained item) still exist."""
+    if table.num_rows == 0:
+        return table
+    keep = np.fromiter((f in from_ids and t in to_ids for f, t in zip(table.column("from").to_pylist(),
+                                                                     table.column("to").to_pylist())),
+                       dtype=bool, count=table.num_rows)
+    if item_ids is not None:
+        keep &= np.fromiter((i in item_ids for i in table.column("item").to_pylist()), dtype=bool,
+                            count=table.num_rows)
+    return table.filter(pa.array(keep))
