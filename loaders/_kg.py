@@ -27,15 +27,19 @@ def kg_entities(triples: pd.DataFrame, names: pd.Series | None = None) -> pd.Dat
     its ``kg:`` prefix; ``text`` names up to four relations that touch the entity
     (``"KG entity: music.artist.origin, film.actor.film"``) so that the text encoder has words
     to read where the source gives none."""
-    per: dict[str, list[str]] = {}
+    ends = []
     for end in ("head", "tail"):
         sel = (triples[f"{end}_type"] == "entity").to_numpy()
-        for ent, rel in zip(triples[end].to_numpy()[sel].tolist(), triples["relation"].to_numpy()[sel].tolist()):
-            rels = per.get(ent)
-            if rels is None:
-                per[ent] = [rel]
-            elif len(rels) < MAX_RELATIONS_IN_TEXT and rel not in rels:
-                rels.append(rel)
+        ends.append(pd.DataFrame({"e": triples[end].to_numpy()[sel], "r": triples["relation"].to_numpy()[sel]}))
+    pairs = pd.concat(ends, ignore_index=True).drop_duplicates()
+    pairs = pairs[pairs.groupby("e", sort=False).cumcount().to_numpy() < MAX_RELATIONS_IN_TEXT]
+    per: dict[str, list[str]] = {}
+    for ent, rel in zip(pairs["e"].tolist(), pairs["r"].tolist()):
+        rels = per.get(ent)
+        if rels is None:
+            per[ent] = [rel]
+        else:
+            rels.append(rel)
     ids = np.array(list(per), dtype=object)
     if names is not None:
         name = names.reindex(ids).to_numpy(dtype=object)

@@ -294,7 +294,7 @@ def to_rdf(kg: KnowledgeGraph, path: str | Path | None = None, format: str = "tu
                                                                                                   datatype=XSD.double)
                     add((st, KGREC[c], lit))
     if path is not None:
-        g.serialize(destination=str(path), format=format)
+        g.serialize(destination=str(path), format=format, encoding="utf-8")
     return g
 
 
