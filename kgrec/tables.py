@@ -118,6 +118,10 @@ def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int 
     """Timestamps as Unix seconds (Int64): numbers pass through (fractions of a second are
     dropped), ISO 8601 dates / datetimes are converted (naive ones read as UTC), empty cells stay
     missing; anything else raises :class:`DataError` at its row."""
+    if pd.api.types.is_datetime64_any_dtype(s):  # datetime columns of a DataFrame
+        dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        secs = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        return pd.Series(secs.to_numpy(dtype=float, na_value=np.nan), index=s.index).astype("Int64")
     text = s.astype("string").str.strip()
     empty = (s.isna() | (text == "")).to_numpy()
     num = pd.to_numeric(s, errors="coerce")
