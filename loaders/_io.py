@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import DataError
+from kgrec.knowledge_graph import isin
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -173,6 +174,9 @@ def numbers(df: pd.DataFrame, col: str, path: Path | str, *, label: str | None =
             allow_missing: bool = False) -> pd.Series:
     """Column ``col`` as float64 (or Int64); a value that is not a number raises with its line."""
     s = df[col]
+    fast = _fast_numbers(s, integer=integer, allow_missing=allow_missing)
+    if fast is not None:
+        return fast
     num = pd.to_numeric(s, errors="coerce")
     text = s.astype("string").str.strip()
     empty = s.isna() | (text == "")
@@ -195,11 +199,35 @@ def numbers(df: pd.DataFrame, col: str, path: Path | str, *, label: str | None =
     return num.astype("Int64") if integer else num.astype("float64")
 
 
+def _fast_numbers(s: pd.Series, *, integer: bool, allow_missing: bool) -> pd.Series | None:
+    """pyarrow's string -> number cast (several times faster than ``pd.to_numeric``), or None when
+    any value needs the careful path (not a number, empty, infinite, fractional integer)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s.array, type=pa.string(), from_pandas=True)
+        num = pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        return None
+    out = num.to_numpy(zero_copy_only=False)
+    if (num.null_count and not allow_missing) or not np.isfinite(out[~np.isnan(out)]).all():
+        return None
+    if (not allow_missing or not num.null_count) and np.isnan(out).any():  # a literal 'nan'
+        return None
+    if integer:
+        ok = ~np.isnan(out)
+        if (np.floor(out[ok]) != out[ok]).any():
+            return None
+        return pd.Series(out, index=s.index).astype("Int64")
+    return pd.Series(out, index=s.index, dtype="float64")
+
+
 def check_known(values: pd.Series, known: Iterable[str] | pd.Index, df: pd.DataFrame, path: Path | str,
                 what: str, table: str) -> None:
     """Raise at the first value that is not in ``known``."""
     known_idx = known if isinstance(known, pd.Index) else pd.Index(list(known))
-    miss = ~values.isin(known_idx)
+    miss = ~isin(values, known_idx)
     if miss.any():
         raise DataError(str(path), line_of(df, miss),
                         f"{what} '{values[miss.to_numpy()].iloc[0]}' is not in {table} ({int(miss.sum())} such rows)",

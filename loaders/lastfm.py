@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import DataError
-from kgrec.knowledge_graph import KnowledgeGraph
+from kgrec.knowledge_graph import KnowledgeGraph, isin
 
 from ._io import check_known, ids, numbers, read_delimited, require_dir, require_file
 from ._kg import KnowledgeTriples, kg_entities
@@ -91,7 +91,7 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
         t_art = ids(uta, "artistID", f_uta, "artistID")
         t_tag = ids(uta, "tagID", f_uta, "tagID")
         check_known(t_tag, pd.Index(tag_ids), uta, f_uta, "tagID", "tags.dat")
-        known = t_art.isin(known_items).to_numpy()
+        known = isin(t_art, known_items).to_numpy()
         if (~known).any():
             report["tag_assignments_unknown_artist_dropped"] = int((~known).sum())
         pairs = pd.DataFrame({"item": t_art.to_numpy()[known], "tag": t_tag.to_numpy()[known],
@@ -174,7 +174,7 @@ def kgcn_kg(kg_dir: str | Path, items: pd.Index | list[str] | None = None
                         f"entity id '{m_ent[dup].iloc[0]}' is mapped to two items", "map each entity to one item")
     report: dict[str, int] = {}
     if items is not None:
-        inside = m_item.isin(pd.Index(items)).to_numpy()
+        inside = isin(m_item, pd.Index(items)).to_numpy()
         if (~inside).any():
             report["kg_items_not_in_data"] = int((~inside).sum())
         m_item, m_ent = m_item[inside], m_ent[inside]

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import DataError
-from kgrec.knowledge_graph import KnowledgeGraph
+from kgrec.knowledge_graph import KnowledgeGraph, isin
 
 from ._io import check_known, decode, ids, numbers, read_delimited, require_dir, require_file
 
@@ -301,7 +301,7 @@ def _tags(ent: list, trip: list, t: pd.DataFrame, path: Path, items: pd.DataFram
     empty = tag.isna() | (tag == "")
     if empty.any():
         report["tags_empty_dropped"] = int(empty.sum())
-    unknown = ~item.isin(pd.Index(items["item_id"]))
+    unknown = ~isin(item, items["item_id"])
     if (unknown & ~empty).any():
         report["tags_unknown_movie_dropped"] = int((unknown & ~empty).sum())
     keep = (~empty & ~unknown).to_numpy()
