@@ -85,11 +85,20 @@ def read_delimited(
     a wrong-separator error; a later long row raises with its line. Rows with fewer fields than
     ``min_fields`` (default: all) raise too; trailing optional columns may be empty.
     """
-    if text is None:
+    if text is None and len(sep) > 1:
         text = decode(path, encoding)
-    if not text.strip():
-        raise DataError(str(path), None, "the file holds only blank lines", "re-download or re-export it")
-    first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    if text is not None:
+        if not text.strip():
+            raise DataError(str(path), None, "the file holds only blank lines", "re-download or re-export it")
+        first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    else:  # read straight from the file: no copy of a big file in memory
+        with open(path, "rb") as fh:
+            head = fh.readline()
+        try:
+            first = head.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
+        except UnicodeDecodeError:
+            decode(path, encoding)  # raises with the line
+            raise
     n_first = len(_split_first(first, sep, quoted))
     need = min_fields or len(names)
     if n_first < need:
@@ -98,15 +107,22 @@ def read_delimited(
             f"this file needs {len(names)} fields ({', '.join(names)}) separated by {sep_label(sep)}"
         raise DataError(str(path), 1, f"expected {need} fields separated by {sep_label(sep)}, found {n_first}",
                         hint if not found else f"{hint}: pass the right file or sep")
-    if len(sep) > 1:  # '::' (MovieLens 1M/10M): numeric files only, so a plain replace is safe
+    if text is not None and len(sep) > 1:  # '::' (MovieLens 1M/10M): numeric files only, so a plain replace is safe
         text = text.replace(sep, "\t")
         sep = "\t"
-    body = text.lstrip("\ufeff")
+    source = io.StringIO(text.lstrip("\ufeff")) if text is not None else path
+    enc = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig"}.get(encoding.lower(), encoding)
     try:
-        df = pd.read_csv(io.StringIO(body), sep=sep, header=None, names=list(names), dtype=str,
+        df = pd.read_csv(source, sep=sep, header=None, names=list(names), dtype=str,
                          keep_default_na=False, na_values=[""], skip_blank_lines=False,
                          quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE, engine="c",
-                         skiprows=1 if header else 0, index_col=False)
+                         skiprows=1 if header else 0, index_col=False,
+                         encoding=enc if text is None else None)
+    except UnicodeDecodeError:
+        decode(path, encoding)  # raises DataError with the line of the first bad byte
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(str(path), None, "the file holds only blank lines", "re-download or re-export it") from None
     except pd.errors.ParserError as exc:
         line = _parser_line(str(exc))
         raise DataError(str(path), line, f"malformed row ({_short(exc)})",
@@ -122,7 +138,7 @@ def read_delimited(
     required = list(names[:need])
     cand = df[required[-1]].isna().to_numpy()
     if cand.any():  # an empty last field, or a row that is too short? Count the fields of those lines.
-        lines = body.split("\n")
+        lines = (text if text is not None else decode(path, encoding)).lstrip("\ufeff").split("\n")
         for line in df.index[cand]:
             raw = lines[int(line) - 1].rstrip("\r") if int(line) - 1 < len(lines) else ""
             n = len(_split_first(raw, sep, quoted))
