@@ -1,0 +1,162 @@
+"""Baselines on real data (ML-100K) and small real-text graphs; short trainings only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.nn.models import LightGCN
+
+import kgrec
+from kgrec.baselines import (
+    LightGCNBaseline,
+    MFBPR,
+    Popularity,
+    TextKNN,
+    _canonical,
+    _edges,
+    _NegativeSampler,
+    normalized_adjacency,
+)
+from kgrec.errors import ModelError
+from kgrec.evaluation import evaluate, metrics_from_topk
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The CI box has 2 cores shared with other jobs; two intra-op threads then thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ml_split(ml100k_dir: Path) -> tuple[kgrec.KnowledgeGraph, kgrec.KnowledgeGraph]:
+    kg = kgrec.loaders.movielens(ml100k_dir)
+    return kg.split("random", test=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def popularity(ml_split) -> tuple[Popularity, dict[str, float]]:
+    train, test = ml_split
+    pop = Popularity().fit(train)
+    return pop, pop.evaluate(test, k=20)
+
+
+def test_popularity_scores_are_training_counts(ml_split, popularity) -> None:
+    train, test = ml_split
+    pop, metrics = popularity
+    counts = train.interactions["item_id"].value_counts()
+    top_item = pop.item_ids[int(pop.scorer(torch.tensor([0]))[0].argmax())]
+    assert top_item == counts.index[0]
+    assert 0.1 < metrics["recall@20"] < 0.3 and metrics["users_evaluated"] == 943
+    # recommend() and metrics_from_topk agree with evaluate()
+    users = sorted(test.interactions["user_id"].unique())
+    top = pop.recommend(users, k=20)
+    seen = set(zip(train.interactions["user_id"], train.interactions["item_id"]))
+    assert not any((u, i) in seen for u, i in zip(top["user_id"], top["item_id"]))
+    cross = metrics_from_topk(top, test, k=20)
+    assert cross["precision@20"] == pytest.approx(metrics["precision@20"], abs=2e-3)  # ties may order differently
+
+
+def test_lightgcn_propagation_is_pygs(ml_split) -> None:
+    """The precomputed-adjacency path equals PyG's LightGCN on edge_index, values and gradients."""
+    train, _ = ml_split
+    users, items = _canonical(train)
+    u, i = _edges(train, users, items)
+    n_u = len(users)
+    ours = LightGCNBaseline(grid=None)._module(n_u, len(items))
+    ref = LightGCN(n_u + len(items), 64, 3)
+    ref.load_state_dict(ours.state_dict())
+    adj = normalized_adjacency(u, i, n_u, len(items))
+    edge_index = torch.as_tensor(np.stack([np.concatenate([u, i + n_u]), np.concatenate([i + n_u, u])]))
+    a, b = ours.get_embedding(adj), ref.get_embedding(edge_index)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    ga = torch.autograd.grad(a.pow(2).sum(), ours.embedding.weight)[0]
+    gb = torch.autograd.grad(b.pow(2).sum(), ref.embedding.weight)[0]
+    torch.testing.assert_close(ga, gb, atol=1e-6, rtol=1e-5)
+
+
+def test_negatives_are_never_positives(ml_split) -> None:
+    train, _ = ml_split
+    users, items = _canonical(train)
+    u, i = _edges(train, users, items)
+    sampler = _NegativeSampler(u, i, len(items), torch.Generator().manual_seed(0))
+    heavy = np.bincount(u).argmax()  # the user with the most positives
+    batch = torch.full((20000,), int(heavy))
+    neg = sampler(batch).numpy()
+    assert not np.isin(neg, i[u == heavy]).any()
+    # uniform over the non-positives: every allowed item shows up about equally often
+    allowed = len(items) - int((u == heavy).sum())
+    assert len(np.unique(neg)) > 0.95 * allowed
+
+
+@pytest.mark.parametrize("cls", [MFBPR, LightGCNBaseline])
+def test_bpr_models_learn_beyond_popularity(cls, ml_split, popularity) -> None:
+    train, test = ml_split
+    model = cls(grid=None, epochs=4, lr=1e-2, seed=0).fit(train)
+    metrics = model.evaluate(test, k=20)
+    assert metrics["recall@20"] > popularity[1]["recall@20"]
+    assert model.epochs_ == 4 and len(model.loss_history_) == 4
+    assert model.loss_history_[-1] < model.loss_history_[0] < np.log(2) + 0.01  # BPR starts at ln 2
+    assert model.seconds_per_epoch_ > 0 and model.train_seconds_ >= 4 * model.seconds_per_epoch_
+
+
+def _small_graph(n_users: int = 60, n_items: int = 40, seed: int = 0) -> kgrec.KnowledgeGraph:
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{(u % 4) * 10 + j}") for u in range(n_users) for j in rng.choice(10, 6, replace=False)]
+    return kgrec.from_tables(interactions=pd.DataFrame(rows, columns=["user_id", "item_id"]),
+                             items=pd.DataFrame({"item_id": [f"i{k}" for k in range(n_items)]}))
+
+
+def test_seeded_runs_are_identical_and_tuning_uses_only_train() -> None:
+    train, test = _small_graph().split("random", test=0.2, seed=0)
+    a = LightGCNBaseline(grid=None, epochs=3, batch_size=64, seed=3).fit(train)
+    b = LightGCNBaseline(grid=None, epochs=3, batch_size=64, seed=3).fit(train)
+    torch.testing.assert_close(a.item_emb_, b.item_emb_, rtol=0, atol=0)
+    tuned = MFBPR(grid={"lr": [1e-3, 3e-2]}, epochs=30, eval_every=5, patience=2, batch_size=64).fit(train)
+    assert [row["lr"] for row in tuned.tuning_] == [1e-3, 3e-2]
+    best = max(tuned.tuning_, key=lambda r: r["valid_recall@20"])
+    assert tuned.best_params_ == {"lr": best["lr"], "reg": 1e-4, "epochs": best["best_epoch"]}
+    assert tuned.epochs_ == best["best_epoch"] and tuned.tune_seconds_ > 0
+    # the clustered graph (users of a block like its 10 items) is easy once trained
+    assert tuned.evaluate(test, k=10)["recall@10"] > 0.5
+
+
+def test_unfitted_and_bad_input_errors() -> None:
+    with pytest.raises(ModelError, match="not fitted"):
+        MFBPR().scorer(torch.tensor([0]))
+    with pytest.raises(TypeError, match="KnowledgeGraph"):
+        MFBPR().fit(pd.DataFrame({"user_id": ["a"], "item_id": ["b"]}))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="grid"):
+        MFBPR(grid={"dim": [32]})
+
+
+def test_text_knn_recommends_by_content(tmp_path: Path) -> None:
+    """Real LM embeddings: a user who watched animated films gets the unseen animated film first;
+    a user with no history is served from their own text."""
+    from kgrec.text_features import TextEncoder
+
+    items = pd.DataFrame({
+        "item_id": [f"m{k}" for k in range(8)],
+        "title": ["Toy Story", "The Lion King", "Aladdin", "Finding Nemo",
+                  "Schindler's List", "Saving Private Ryan", "Platoon", "Apocalypse Now"],
+        "genres": ["Animation|Children's|Comedy", "Animation|Children's|Musical", "Animation|Children's|Comedy",
+                   "Animation|Children's|Adventure", "Drama|War", "Action|Drama|War", "Drama|War", "Drama|War"],
+    })
+    inter = pd.DataFrame({"user_id": ["kid"] * 3 + ["vet"] * 3,
+                          "item_id": ["m0", "m1", "m2", "m4", "m5", "m6"]})
+    users = pd.DataFrame({"user_id": ["kid", "vet", "new"], "likes": ["", "", "war films, Vietnam, drama"]})
+    kg = kgrec.from_tables(interactions=inter, items=items, users=users, item_text=("title", "genres"),
+                           user_text="likes")
+    model = TextKNN(encoder=TextEncoder(cache_dir=tmp_path, progress=False, device="cpu")).fit(kg)
+    top = model.recommend(["kid", "vet", "new"], k=1).set_index("user_id")["item_id"]
+    assert top["kid"] == "m3" and top["vet"] == "m7"
+    assert top["new"] in {"m4", "m5", "m6", "m7"}
+    test = kg.with_interactions(pd.DataFrame({"user_id": ["kid", "vet"], "item_id": ["m3", "m7"]}))
+    m = evaluate(model.scorer, kg, test, model.user_ids, model.item_ids, k=1)
+    assert m["recall@1"] == 1.0
