@@ -15,7 +15,8 @@ What becomes what
 
 Policies (each count shows in ``kg.summary().report``)
     - Tag assignments to artists absent from artists.dat (390 artists upstream: a known quirk of
-      the HetRec release) are dropped: ``tag_assignments_unknown_artist_dropped``.
+      the HetRec release) are dropped: ``tag_assignments_unknown_artist_dropped`` rows, naming
+      ``tagged_artists_missing_from_artists_dat`` artists.
     - ``min_tag_users`` (default 1: keep every tag): an (artist, tag) pair given by fewer users
       is dropped: ``artist_tags_below_min_users_dropped``. Tags that no kept edge uses get no
       entity node: ``tags_unused``.
@@ -94,6 +95,7 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
         known = isin(t_art, known_items).to_numpy()
         if (~known).any():
             report["tag_assignments_unknown_artist_dropped"] = int((~known).sum())
+            report["tagged_artists_missing_from_artists_dat"] = int(t_art[~known].nunique())
         pairs = pd.DataFrame({"item": t_art.to_numpy()[known], "tag": t_tag.to_numpy()[known],
                               "user": t_user.to_numpy()[known]})
         counts = pairs.groupby(["item", "tag"], sort=False)["user"].nunique().rename("n").reset_index()

@@ -35,6 +35,8 @@ Policies (each count shows in ``kg.summary().report``)
     - Ratings that name a movie or user missing from the movie / user file raise
       :class:`kgrec.DataError` with the file and line.
     - Repeated (user, movie) ratings: the last row wins (``duplicate_interactions_merged``).
+    - ML-100K lists 18 titles under two ids each (e.g. "Chasing Amy (1997)" is 246 and 268);
+      ids are the data set's, so both stay separate items, as in every published result.
 """
 
 from __future__ import annotations

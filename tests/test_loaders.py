@@ -139,7 +139,8 @@ def test_lastfm_counts(lastfm: KnowledgeGraph) -> None:
     assert s.entity_kinds["tag"] == 9718  # tags used on a known artist
     assert s.relations["HAS_TAG"] == 108_437  # distinct (artist, tag) pairs
     assert s.relations["FRIEND_OF"] == 25_434
-    assert s.report["tag_assignments_unknown_artist_dropped"] == 1538  # the 390 artists missing upstream
+    assert s.report["tag_assignments_unknown_artist_dropped"] == 1538
+    assert s.report["tagged_artists_missing_from_artists_dat"] == 390  # the known upstream quirk
     assert s.report["tags_unused"] == 11_946 - 9718
 
 
