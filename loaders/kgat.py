@@ -79,13 +79,13 @@ def _load(path: str | Path, *, knowledge: bool, name: str | None) -> tuple[Knowl
 
     users_list = _id_list(root / "user_list.txt")
     items_list = _id_list(root / "item_list.txt")
-    tr_u, tr_i, tr_line, tr_users = _pairs(f_train, len(users_list) if users_list is not None else None,
+    tr_u, tr_i, _, tr_users = _pairs(f_train, len(users_list) if users_list is not None else None,
                                            len(items_list) if items_list is not None else None)
     if f_test.exists():
-        te_u, te_i, te_line, te_users = _pairs(require_file(f_test), len(users_list) if users_list is not None else None,
+        te_u, te_i, _, te_users = _pairs(require_file(f_test), len(users_list) if users_list is not None else None,
                                                len(items_list) if items_list is not None else None)
     else:
-        te_u = te_i = te_line = te_users = np.zeros(0, dtype=np.int64)
+        te_u = te_i = te_users = np.zeros(0, dtype=np.int64)
     u = np.concatenate([tr_u, te_u])
     i = np.concatenate([tr_i, te_i])
     is_test = np.concatenate([np.zeros(len(tr_u), bool), np.ones(len(te_u), bool)])
