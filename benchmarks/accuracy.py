@@ -1,0 +1,251 @@
+"""Accuracy and training speed of kgrec beside the baselines, on the same splits, in one run.
+
+    python benchmarks/accuracy.py                                   # ML-100K + Last.fm, everything
+    python benchmarks/accuracy.py --datasets ml-100k --models lightgcn mf-bpr --threads 1
+    python benchmarks/accuracy.py --datasets amazon-book --epochs 20 --no-tune
+    python benchmarks/accuracy.py --quick                           # a few epochs, no tuning: smoke run
+
+Data sets (from ``kgrec.config.data_dir()``):
+    ``ml-100k``      MovieLens 100K with genres, years and user demographics; random 80/20 per user, seed 0
+    ``lastfm``       HetRec 2011 Last.fm (listen counts, tags, friends) + the KGCN music KG; random 80/20
+    ``amazon-book``  KGAT's Amazon-book with its own train/test (this copy has no KG: kg_final.txt is
+                     missing upstream, so kgrec runs on interactions + texts only). Too big to tune on 2
+                     CPU cores: the baselines run the LightGCN paper's settings for ``--epochs`` epochs.
+
+Models: ``kgrec`` (``kgrec.Recommender(...).fit(train)``, its ``evaluate``) and the ablations
+``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` (``use_text`` / ``use_kg`` / ``use_id`` off),
+and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``mf-bpr``, ``popularity``,
+``text-knn``. The BPR baselines are tuned on a validation split carved from train (a grid over lr and
+L2, early stopping; see :mod:`kgrec.baselines`) unless ``--no-tune``; kgrec early-stops on its own
+validation split carved from train. The test split is used once, for the table.
+
+Every model is evaluated by the same :func:`kgrec.evaluation.evaluate` (full ranking, training items
+excluded; Recall = hits / |test items|, NDCG with binary relevance). Columns: Recall@20, NDCG@20,
+``train s`` (wall time of ``fit``; for tuned baselines the final refit, tuning time in ``tune s``),
+``s/epoch`` (training loop only), ``epochs`` and ``vs LightGCN`` = Recall@20 / LightGCN's Recall@20
+on the same data set. Text encoding is done once per data set (cached on disk) and reported apart.
+
+Threads: on a small shared CPU, PyTorch's default of one intra-op thread per core can thrash;
+``--threads 1`` is the setting of the numbers we quote for the 2-core CI box. Results go to stdout
+and, with ``--json``, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import kgrec  # noqa: E402
+from kgrec import baselines as B  # noqa: E402
+from kgrec.config import data_dir  # noqa: E402
+from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
+
+K = (10, 20)
+ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": False},
+             "kgrec-no-id": {"use_id": False}}
+ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "mf-bpr", "popularity", "text-knn"]
+
+
+@dataclass
+class Dataset:
+    name: str
+    load: Callable[[Path], tuple[KnowledgeGraph, KnowledgeGraph]]
+    tune: bool          # tune the BPR baselines by default
+    epochs: int | None  # default max epochs (None: the model's default)
+    note: str
+
+
+def _random_split(kg: KnowledgeGraph) -> tuple[KnowledgeGraph, KnowledgeGraph]:
+    train, test = kg.split("random", test=0.2, seed=0)
+    return train, test
+
+
+DATASETS: dict[str, Dataset] = {
+    "ml-100k": Dataset("ml-100k", lambda root: _random_split(kgrec.loaders.movielens(root / "ml-100k")),
+                       True, None, "random 80/20 per user, seed 0"),
+    "lastfm": Dataset("lastfm", lambda root: _random_split(kgrec.loaders.hetrec_lastfm(
+        root / "hetrec2011-lastfm-2k", kg_dir=root / "lastfm-kgcn")), True, None,
+        "HetRec Last.fm + KGCN KG, random 80/20 per user, seed 0"),
+    "amazon-book": Dataset("amazon-book", lambda root: kgrec.loaders.kgat_split(root / "kgat" / "amazon-book"),
+                           False, 20, "KGAT train/test; no KG in this copy; paper settings, fixed epochs"),
+}
+
+
+def attach_text_features(train: KnowledgeGraph, test: KnowledgeGraph, progress: bool) -> float:
+    """Encode every node's text once (disk-cached) and attach it to both splits; returns seconds."""
+    from kgrec.text_features import TextEncoder, encode_graph
+
+    t0 = time.perf_counter()
+    feats = encode_graph(train, TextEncoder(progress=progress))
+    train.features = feats
+    test.features = feats
+    return time.perf_counter() - t0
+
+
+def _fit_stats(rec: Any) -> tuple[float, float]:
+    """(epochs, seconds per epoch) from a fitted kgrec.Recommender, NaN where it does not say."""
+    res = getattr(rec, "fit_", None)
+    epochs = float("nan")
+    spe = float("nan")
+    for name in ("epochs", "epochs_run", "n_epochs", "epochs_"):
+        v = getattr(res, name, None)
+        if isinstance(v, (int, float)):
+            epochs = float(v)
+            break
+    for name in ("seconds_per_epoch", "epoch_seconds", "seconds_per_epoch_"):
+        v = getattr(res, name, None)
+        if isinstance(v, (int, float)):
+            spe = float(v)
+            break
+        if isinstance(v, (list, tuple)) and v:
+            spe = float(sum(v) / len(v))
+            break
+    return epochs, spe
+
+
+def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any], epochs: int | None,
+              device: str, progress: bool) -> dict[str, Any]:
+    from kgrec.recommender import Recommender  # the lead's module; imported late so baselines run without it
+
+    opts = dict(flags)
+    if epochs is not None:
+        opts["epochs"] = epochs
+    t0 = time.perf_counter()
+    rec = Recommender(device=device, progress=progress, **opts).fit(train)
+    train_s = time.perf_counter() - t0
+    metrics = rec.evaluate(test, k=K)
+    n_epochs, spe = _fit_stats(rec)
+    return {"metrics": metrics, "train_s": train_s, "tune_s": 0.0, "epochs": n_epochs, "s_per_epoch": spe,
+            "params": opts}
+
+
+def run_baseline(name: str, train: KnowledgeGraph, test: KnowledgeGraph, tune: bool, epochs: int | None,
+                 device: str, verbose: bool) -> dict[str, Any]:
+    if name == "popularity":
+        model: B.Baseline = B.Popularity()
+    elif name == "text-knn":
+        model = B.TextKNN(device=device)
+    else:
+        cls = B.LightGCNBaseline if name == "lightgcn" else B.MFBPR
+        kw: dict[str, Any] = {"device": device, "verbose": verbose}
+        if epochs is not None:
+            kw["epochs"] = epochs
+        if not tune:
+            kw["grid"] = None
+        model = cls(**kw)
+    t0 = time.perf_counter()
+    model.fit(train)
+    wall = time.perf_counter() - t0
+    metrics = model.evaluate(test, k=K)
+    params = getattr(model, "best_params_", {})
+    return {"metrics": metrics, "train_s": getattr(model, "train_seconds_", wall),
+            "tune_s": getattr(model, "tune_seconds_", 0.0), "epochs": float(getattr(model, "epochs_", 0)),
+            "s_per_epoch": float(getattr(model, "seconds_per_epoch_", float("nan"))), "params": params,
+            "tuning": getattr(model, "tuning_", [])}
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0])
+    return "-".rjust(width) if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = f"{'dataset':<12} {'model':<15} {'Recall@20':>9} {'NDCG@20':>8} {'train s':>8} {'tune s':>7} " \
+           f"{'s/epoch':>8} {'epochs':>6} {'vs LightGCN':>11}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['dataset']:<12} {r['model']:<15} failed: {r['error']}")
+            continue
+        m = r["metrics"]
+        print(f"{r['dataset']:<12} {r['model']:<15} {m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} "
+              f"{_fmt(r['train_s'], '8.1f')} {_fmt(r['tune_s'], '7.0f')} {_fmt(r['s_per_epoch'], '8.3f')} "
+              f"{_fmt(r['epochs'], '6.0f')} {_fmt(r.get('vs_lightgcn', float('nan')), '11.3f')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--datasets", nargs="+", default=["ml-100k", "lastfm"], choices=list(DATASETS))
+    ap.add_argument("--models", nargs="+", default=ALL_MODELS, choices=ALL_MODELS)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="max epochs for kgrec and the BPR baselines (default: per data set / model default)")
+    ap.add_argument("--no-tune", action="store_true", help="train the BPR baselines at the paper's lr/L2, no grid")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 5 epochs, no tuning")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 on a small shared CPU)")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.config.data_dir())")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--verbose", action="store_true", help="print validation metrics while tuning")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.epochs, args.no_tune = args.epochs or 5, True
+    root = args.data or data_dir()
+    print(f"# kgrec {kgrec.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"threads {torch.get_num_threads()}, device {B.resolve_device(args.device)}"
+          + (f" ({torch.cuda.get_device_name()})" if B.resolve_device(args.device).type == "cuda" else ""),
+          flush=True)
+
+    rows: list[dict[str, Any]] = []
+    for ds_name in args.datasets:
+        ds = DATASETS[ds_name]
+        t0 = time.perf_counter()
+        train, test = ds.load(root)
+        print(f"# {ds_name}: {ds.note}; {len(train.interactions):,} train / {len(test.interactions):,} test "
+              f"interactions, {train.num_users:,} users, {train.num_items:,} items, "
+              f"{len(train.triples):,} knowledge edges (loaded in {time.perf_counter() - t0:.1f}s)", flush=True)
+        needs_text = any(m.startswith("kgrec") or m == "text-knn" for m in args.models)
+        if needs_text:
+            enc_s = attach_text_features(train, test, progress=sys.stderr.isatty())
+            print(f"# {ds_name}: text features in {enc_s:.1f}s (disk-cached after the first run)", flush=True)
+        tune = ds.tune and not args.no_tune
+        epochs = args.epochs if args.epochs is not None else ds.epochs
+        ds_rows = []
+        for model in args.models:
+            print(f"# {ds_name}: fitting {model} ...", flush=True)
+            try:
+                if model.startswith("kgrec"):
+                    out = run_kgrec(train, test, ABLATIONS.get(model, {}), epochs, args.device,
+                                    progress=sys.stderr.isatty())
+                else:
+                    out = run_baseline(model, train, test, tune, epochs, args.device, args.verbose)
+            except Exception as exc:  # one model failing must not lose the others' numbers
+                traceback.print_exc(limit=3)
+                out = {"error": f"{type(exc).__name__}: {exc}"}
+            row = {"dataset": ds_name, "model": model, **out}
+            if "metrics" in row:
+                m = row["metrics"]
+                print(f"#   {model}: recall@20 {m['recall@20']:.4f} ndcg@20 {m['ndcg@20']:.4f} "
+                      f"train {row['train_s']:.1f}s ({row['epochs']:.0f} epochs, {row['s_per_epoch']:.3f} s/epoch) "
+                      f"params {row.get('params')}", flush=True)
+            ds_rows.append(row)
+        ref = next((r for r in ds_rows if r["model"] == "lightgcn" and "metrics" in r), None)
+        for r in ds_rows:
+            if ref is not None and "metrics" in r:
+                r["vs_lightgcn"] = r["metrics"]["recall@20"] / max(ref["metrics"]["recall@20"], 1e-12)
+        rows += ds_rows
+    print()
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
