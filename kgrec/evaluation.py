@@ -130,7 +130,7 @@ def evaluate(
     item_ids: pd.Index,
     k: int | Sequence[int] = (10, 20),
     batch_size: int = 1024,
-    candidates: Sequence[str] | None = None,
+    candidates: Sequence[str] | np.ndarray | Tensor | None = None,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``scorer`` on ``test`` (definitions in the module docstring).
 
@@ -144,9 +144,10 @@ def evaluate(
         user_ids, item_ids: the scorer's id spaces (the caller's string ids).
         k: one cut-off or several.
         batch_size: users scored per chunk (memory is ``batch_size x len(item_ids)`` floats).
-        candidates: if given, rank only among these item ids (others are excluded like training
+        candidates: if given, rank only among these items (others are excluded like training
             items); test pairs whose item is not a candidate are dropped and counted, and
-            coverage is relative to the candidates.
+            coverage is relative to the candidates. Item ids (a list of strings), or positions
+            in ``item_ids`` as an integer ``numpy`` array or ``LongTensor``.
 
     Returns:
         ``{'recall@10': ..., 'ndcg@10': ..., 'precision@10': ..., 'hit_rate@10': ...,
@@ -179,11 +180,20 @@ def evaluate(
 
     cand_mask: np.ndarray | None = None
     if candidates is not None:
-        cand_pos = item_ids.get_indexer(pd.Index([str(c) for c in candidates]))
-        if (cand_pos < 0).any():
-            bad = [str(c) for c, p in zip(candidates, cand_pos) if p < 0][:5]
-            raise ValueError(f"{int((cand_pos < 0).sum())} candidates are not known items (e.g. {bad}); "
-                             "pass item ids the model was fitted on")
+        as_positions = isinstance(candidates, Tensor) or (
+            isinstance(candidates, np.ndarray) and np.issubdtype(candidates.dtype, np.integer))
+        if as_positions:
+            cand_pos = np.asarray(candidates.cpu() if isinstance(candidates, Tensor) else candidates, dtype=np.int64)
+            if ((cand_pos < 0) | (cand_pos >= n_items)).any():
+                raise ValueError(f"candidate positions must lie in [0, {n_items}) (got "
+                                 f"{cand_pos[(cand_pos < 0) | (cand_pos >= n_items)][:5].tolist()}); "
+                                 "pass item ids the model was fitted on")
+        else:
+            cand_pos = item_ids.get_indexer(pd.Index([str(c) for c in candidates]))
+            if (cand_pos < 0).any():
+                bad = [str(c) for c, p in zip(candidates, cand_pos) if p < 0][:5]
+                raise ValueError(f"{int((cand_pos < 0).sum())} candidates are not known items (e.g. {bad}); "
+                                 "pass item ids the model was fitted on")
         cand_mask = np.zeros(n_items, dtype=bool)
         cand_mask[cand_pos] = True
         not_cand = keep & ~cand_mask[np.where(ti < 0, 0, ti)]

@@ -88,6 +88,12 @@ def test_candidates_restrict_the_ranking() -> None:
     assert m["users_evaluated"] == 1
     assert m["recall@1"] == 1.0 and m["hit_rate@1"] == 1.0
     assert m["coverage@1"] == pytest.approx(1 / 2)
+    # the same candidates as positions in item_ids
+    by_pos = evaluate(scorer, TRAIN, TEST, USERS, ITEMS, k=1, candidates=np.array([3, 4]))
+    assert by_pos == m
+    assert evaluate(scorer, TRAIN, TEST, USERS, ITEMS, k=1, candidates=torch.tensor([3, 4])) == m
+    with pytest.raises(ValueError, match="positions"):
+        evaluate(scorer, TRAIN, TEST, USERS, ITEMS, k=1, candidates=np.array([-1, 4]))
     with pytest.raises(ValueError, match="not known items"):
         evaluate(scorer, TRAIN, TEST, USERS, ITEMS, k=1, candidates=["nope"])
 
