@@ -54,7 +54,7 @@ build() {
         say "building tests/neo4j-server (Neo4j jars from Maven Central)"
         local started=$SECONDS
         rm -rf "$TARGET/lib"
-        (cd "$PROJECT" && mvn -B -q package 1>&2) || die "maven build failed in $PROJECT"
+        (cd "$PROJECT" && mvn -B -q -Dstyle.color=never package 1>&2) || die "maven build failed in $PROJECT"
         touch "$TARGET/.built"
         say "built in $((SECONDS - started)) s"
     fi

@@ -105,3 +105,31 @@ def neo4j_private_server(tmp_path: Path):
         pytest.fail(str(exc), pytrace=False)
     yield server
     server.close()
+
+
+NEO4J_FIXTURES = {"neo4j_uri", "neo4j_driver", "clean_neo4j", "neo4j_private_server"}
+_neo4j_outcomes: dict[str, int] = {}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test that uses a Neo4j fixture with ``neo4j`` (so ``-m neo4j`` selects them all)."""
+    for item in items:
+        if NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.neo4j)
+
+
+def pytest_runtest_logreport(report) -> None:
+    if "neo4j" not in report.keywords:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = "errors" if report.when == "setup" and report.failed else report.outcome
+        _neo4j_outcomes[outcome] = _neo4j_outcomes.get(outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line that says the Neo4j tests ran, and where (CI logs are read for it)."""
+    if not _neo4j_outcomes:
+        return
+    where = os.environ.get("KGREC_NEO4J_URI") or _script_server_uri() or "none configured"
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(_neo4j_outcomes.items()))
+    terminalreporter.write_line(f"Neo4j tests: {counts} (shared server: {where})")
