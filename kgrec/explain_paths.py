@@ -2,7 +2,7 @@
 neighbour they enter the item through (the unit the model's score decomposes over):
 
 - ``shared_attribute``: user -> liked item j -> attribute a <- item   (through a)
-- ``similar_user``:     user -> liked item j <- user v -> item         (through v)
+- ``similar_users``:    user -> liked item j <- users v -> item        (through each v; grouped by j)
 - ``kg_path``:          user -> liked item j -> entity e1 - entity e2 <- item (3 KG hops; through e2)
 - ``attribute``:        item -> attribute a with no link to the user's history (through a)
 
@@ -41,7 +41,7 @@ def describe(path: Path, names: dict[tuple[str, str], str]) -> str:
     for t, i in path.nodes:
         label = names.get((t, i), i)
         parts.append(f"user {i}" if t == "user" else (label if t == "item" else f"{label}"))
-    arrows = {"shared_attribute": [" -> ", " -> ", " <- "], "similar_user": [" -> ", " <- ", " -> "],
+    arrows = {"shared_attribute": [" -> ", " -> ", " <- "], "similar_users": [" -> ", " <- ", " -> "],
               "kg_path": [" -> ", " -> ", " - ", " <- "], "attribute": [" ... ", " <- "]}[path.kind]
     text = parts[0]
     for arrow, p in zip(arrows, parts[1:]):
@@ -53,9 +53,8 @@ class PathFinder:
     """Finds the paths above for many (user, item) pairs: the graph's adjacency is indexed
     once, so each query costs set operations on one user's history."""
 
-    def __init__(self, kg: KnowledgeGraph, *, max_per_neighbour: int = 3, max_similar_users: int = 20):
+    def __init__(self, kg: KnowledgeGraph, *, max_per_neighbour: int = 3):
         self.max_per_neighbour = max_per_neighbour
-        self.max_similar_users = max_similar_users
         inter = kg.interactions[["user_id", "item_id"]].astype(str)
         self.history = inter.groupby("user_id")["item_id"].agg(list).to_dict()
         self.fans = inter.groupby("item_id")["user_id"].agg(list).to_dict()
@@ -77,7 +76,20 @@ class PathFinder:
             self._hist_sets[user] = set(self.history.get(user, ()))
         return self._hist_sets[user]
 
+    def co_interactions(self, user: str, item: str) -> dict[str, list[str]]:
+        """Users who interacted with ``item`` -> the items they share with ``user``'s history
+        (only users sharing at least one)."""
+        hist = self._hist(user) - {item}
+        out = {}
+        for v in self.fans.get(item, ()):
+            if v != user:
+                common = self._hist(v) & hist
+                if common:
+                    out[v] = sorted(common)
+        return out
+
     def find(self, user: str, item: str) -> list[Path]:
+        """Attribute and KG paths (co-interactions come from :meth:`co_interactions`)."""
         cap = self.max_per_neighbour
         hist = self._hist(user) - {item}
         paths: list[Path] = []
@@ -90,17 +102,6 @@ class PathFinder:
             else:
                 paths.append(Path("attribute", "entity", a, [("user", user), ("entity", a), ("item", item)], rel))
         if hist:
-            overlap = []
-            for v in self.fans.get(item, ()):
-                if v != user:
-                    common = self._hist(v) & hist
-                    if common:
-                        overlap.append((len(common), v, common))
-            overlap.sort(key=lambda x: (-x[0], x[1]))
-            for _, v, common in overlap[:self.max_similar_users]:
-                paths += [Path("similar_user", "user", v,
-                               [("user", user), ("item", j), ("user", v), ("item", item)], "INTERACTED")
-                          for j in sorted(common)[:cap]]
             if self.entity_nbrs:
                 for e2, rel in attrs:
                     found = 0
