@@ -5,9 +5,17 @@
 - One writer: opening a store for writing takes the file lock; a second writer, in this or
   another process, gets ``StoreError: kgrec.db is locked by process N``. Readers open with
   ``read_only=True``.
-- Bulk writes go through Arrow tables (``COPY ... FROM $table``) inside one transaction, never
-  row by row. ``write_graph`` drops and recreates the graph tables in that transaction, so the
-  result does not depend on what was there before.
+- Bulk writes go through Arrow tables (``COPY ... FROM $table``), never row by row.
+  ``write_graph`` builds the new graph (and the recommendations and explanations it keeps) in a
+  fresh file beside the store, closes it (a full checkpoint) and atomically renames it over the
+  store: a kill at any moment leaves either the old graph or the new one, never a mix, and the
+  result does not depend on what was there before. (Dropping and refilling the tables in one
+  ladybug transaction is not safe: ladybug 0.22 loses the committed tables when killed during the
+  checkpoint that follows such a transaction; tests/test_store_faults.py kills it there.)
+  ``write_recommendations`` / ``write_explanations`` delete one model's edges and append the new
+  ones with ``COPY`` in one transaction in place.
+- Readers that opened the store with ``read_only=True`` keep the graph they opened until they
+  reopen it.
 - ``query`` runs each statement as a prepared statement (one statement only) inside a
   ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there.
 """
@@ -88,6 +96,7 @@ class EmbeddedStore(GraphStore):
         self._db: Any = None
         self._conn: Any = None
         self._key = str(self.path.resolve())
+        self._options = {"buffer_pool_size": buffer_pool_size, "max_num_threads": max_num_threads}
         if self.path.is_dir():
             raise StoreError(f"{self.uri} is a directory; an embedded store is one file. "
                              "Fix: pass a file path such as kgrec.db")
@@ -103,8 +112,7 @@ class EmbeddedStore(GraphStore):
         try:
             while True:
                 try:
-                    self._db = lb.Database(str(self.path), read_only=read_only, buffer_pool_size=buffer_pool_size,
-                                           max_num_threads=max_num_threads)
+                    self._db = lb.Database(str(self.path), read_only=read_only, **self._options)
                     break
                 except RuntimeError as exc:
                     msg = str(exc)
@@ -114,12 +122,20 @@ class EmbeddedStore(GraphStore):
                     raise self._open_error(msg) from None
             self._conn = lb.Connection(self._db)
             if not read_only:
-                with self._transaction():
-                    for stmt in ladybug_ddl():
-                        self._exec(stmt)
+                self._remove_stale_builds()
+                self._create_schema()
         except BaseException:
             self._release()
             raise
+
+    def _create_schema(self) -> None:
+        existing = set(self._fetch("CALL show_tables() RETURN name").column("name").to_pylist())
+        if existing.issuperset(GRAPH_TABLES):
+            return
+        with self._transaction():
+            for stmt in ladybug_ddl():
+                self._exec(stmt)
+        self._exec("CHECKPOINT")  # never leave schema changes in the WAL for a later COPY to share
 
     # ---------------------------------------------------------------- opening and closing
     def _claim_in_process(self) -> None:
@@ -142,7 +158,7 @@ class EmbeddedStore(GraphStore):
                           "Fix: pass a new file name, or the path of a store that kgrec (ladybug "
                           f"{_ladybug().__version__}) wrote")
 
-    def _release(self) -> None:
+    def _close_handles(self) -> None:
         for obj in (self._conn, self._db):
             if obj is not None:
                 try:
@@ -150,6 +166,9 @@ class EmbeddedStore(GraphStore):
                 except Exception:  # closing twice or after a failed open
                     pass
         self._conn = self._db = None
+
+    def _release(self) -> None:
+        self._close_handles()
         if not self.read_only:
             with _open_paths_lock:
                 if _open_paths.get(self._key) == id(self):
@@ -202,35 +221,93 @@ class EmbeddedStore(GraphStore):
         tables = graph_tables(kg, features)
         with self._lock:
             self._check_open()
+            kept_recs, kept_expl = self._published()
+            ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
+            kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
+            kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
+            build = self._build_path()
+            _remove_files(build)
             try:
-                with self._transaction():
-                    kept_recs = self._fetch(
-                        "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS `from`, i.id AS `to`, "
-                        "r.score AS score, r.rank AS rank, r.model AS model")
-                    kept_expl = {label: self._fetch(
-                        f"MATCH (u:User)-[x:EXPLAINS]->(n:{label}) RETURN u.id AS `from`, n.id AS `to`, "
-                        "x.model AS model, x.item AS item, x.path AS path, x.weight AS weight, x.rank AS rank")
-                        for label in explains_targets()}
-                    for table in GRAPH_TABLES:
-                        self._exec(f"DROP TABLE IF EXISTS {table}")
-                    for stmt in ladybug_ddl():
-                        self._exec(stmt)
-                    self._load(tables)
-                    ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
-                    self._copy("RECOMMENDED", _keep(kept_recs, ids["User"], ids["Item"]))
-                    for label, kept in kept_expl.items():
-                        self._copy("EXPLAINS", _keep(kept, ids["User"], ids[label], item_ids=ids["Item"]),
-                                   ("User", label))
-            except RuntimeError as exc:
-                raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
+                self._build(build, tables, kept_recs, kept_expl)
+            except BaseException as exc:
+                _remove_files(build)
+                if isinstance(exc, RuntimeError):
+                    raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
+                raise
+            self._swap_in(build)
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
-    def _load(self, tables: GraphTables) -> None:
-        for label in ("User", "Item", "Entity"):
-            self._copy(label, tables.nodes[label])
-        self._copy("INTERACTED", tables.interactions)
-        for pair, data in tables.knowledge.items():
-            self._copy("RELATED", data, pair)
+    def _published(self) -> tuple[pa.Table, dict[str, pa.Table]]:
+        """The stored RECOMMENDED and EXPLAINS edges (per target label), to carry into a new graph."""
+        with self._transaction(read_only=True):
+            recs = self._fetch("MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS `from`, i.id AS `to`, "
+                               "r.score AS score, r.rank AS rank, r.model AS model")
+            expl = {label: self._fetch(
+                f"MATCH (u:User)-[x:EXPLAINS]->(n:{label}) RETURN u.id AS `from`, n.id AS `to`, x.model AS model, "
+                "x.item AS item, x.path AS path, x.weight AS weight, x.rank AS rank") for label in explains_targets()}
+        return recs, expl
+
+    def _build_path(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.build-{os.getpid()}")
+
+    def _remove_stale_builds(self) -> None:
+        # only the lock holder builds; holding it now, any build file left is from a killed writer
+        for stale in self.path.parent.glob(f"{glob_escape(self.path.name)}.build-*"):
+            if not stale.name.endswith((".wal", ".shadow", ".lock", ".checkpoint")):
+                _remove_files(stale)
+
+    def _build(self, build: Path, tables: GraphTables, recs: pa.Table, expl: dict[str, pa.Table]) -> None:
+        """Write a complete store file at ``build``: schema, graph, kept results; closed and synced."""
+        lb = _ladybug()
+        db = lb.Database(str(build), **self._options)
+        conn = lb.Connection(db)
+        outer = self._conn
+        self._conn = conn  # _exec / _copy / _transaction work on the build file
+        try:
+            with self._transaction():
+                for stmt in ladybug_ddl():
+                    self._exec(stmt)
+            self._exec("CHECKPOINT")
+            with self._transaction():
+                for label in ("User", "Item", "Entity"):
+                    self._copy(label, tables.nodes[label])
+                self._copy("INTERACTED", tables.interactions)
+                for pair, data in tables.knowledge.items():
+                    self._copy("RELATED", data, pair)
+                self._copy("RECOMMENDED", recs)
+                for label, kept in expl.items():
+                    self._copy("EXPLAINS", kept, ("User", label))
+        finally:
+            self._conn = outer
+            conn.close()
+            db.close()  # checkpoints: the file holds everything and needs no WAL
+        leftovers = [p.name for p in _sidecars(build) if p.exists()]
+        if leftovers:
+            raise StoreError(f"{self.uri}: the new graph file was not closed cleanly ({', '.join(leftovers)} "
+                             "remain); nothing was changed. Fix: check free disk space and try again")
+        _fsync(build)
+
+    def _swap_in(self, build: Path) -> None:
+        """Close this store, rename ``build`` over it, reopen it."""
+        self._close_handles()  # checkpoints the old file and removes its WAL
+        leftovers = [p.name for p in _sidecars(self.path) if p.exists()]
+        if leftovers:  # a WAL of the old file must never be replayed on the new one
+            _remove_files(build)
+            self._reopen()
+            raise StoreError(f"{self.uri}: the store did not close cleanly ({', '.join(leftovers)} remain); the "
+                             "graph was not replaced. Fix: close other programs using the file and try again")
+        os.replace(build, self.path)
+        _fsync(self.path.parent)
+        self._reopen()
+
+    def _reopen(self) -> None:
+        lb = _ladybug()
+        try:
+            self._db = lb.Database(str(self.path), **self._options)
+        except RuntimeError as exc:
+            raise StoreError(f"{self.uri}: the graph was written, but the store could not be reopened: "
+                             f"{self._open_error(str(exc))}. Fix: open it again with kgrec.open_store") from None
+        self._conn = lb.Connection(self._db)
 
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         self._check_writable()
@@ -333,6 +410,32 @@ class EmbeddedStore(GraphStore):
                                ("explanations", "MATCH ()-[r:EXPLAINS]->() RETURN count(r)")):
                     out[key] = int(self._exec(q).get_next()[0])
         return out
+
+
+def _sidecars(path: Path) -> list[Path]:
+    """The files ladybug keeps beside a database file while it is open or checkpointing."""
+    return [path.with_name(path.name + suffix) for suffix in
+            (".wal", ".shadow", ".wal.checkpoint", ".checkpoint.intent.lock", ".checkpoint.apply.lock")]
+
+
+def _remove_files(path: Path) -> None:
+    for p in [path, *_sidecars(path)]:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _keep(table: pa.Table, from_ids: set[str], to_ids: set[str], item_ids: set[str] | None = None) -> pa.Table:

@@ -1,0 +1,131 @@
+"""The embedded (ladybug) graph store, on ML-100K with 384-d embeddings: round trip, idempotent
+bulk writes, recommendations and explanations per model, read-only queries, opening rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kgrec
+import store_support as sup
+from kgrec.errors import DataError, StoreError
+from kgrec.store.embedded import EmbeddedStore
+
+
+@pytest.fixture(scope="module")
+def kg(ml100k_dir: Path) -> kgrec.KnowledgeGraph:
+    return sup.ml100k(ml100k_dir)
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    with kgrec.open_store(tmp_path / "kgrec.db") as s:
+        yield s
+
+
+def test_open_store_gives_the_embedded_store(tmp_path: Path) -> None:
+    with kgrec.open_store(str(tmp_path / "a.db")) as s:
+        assert isinstance(s, EmbeddedStore)
+        assert s.counts() == {"users": 0, "items": 0, "entities": 0, "interactions": 0, "knowledge_edges": 0,
+                              "recommendations": 0, "explanations": 0}
+    assert s.closed
+    s.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        s.counts()
+    with kgrec.open_store(f"file://{tmp_path / 'b.db'}") as s:
+        assert isinstance(s, EmbeddedStore)
+
+
+def test_round_trip_ml100k_with_embeddings(store, kg) -> None:
+    sup.check_round_trip(store, kg)
+    assert store.read_graph().name == "kgrec.db"
+
+
+def test_publish_twice_and_replace_with_a_smaller_graph(store, kg) -> None:
+    sup.check_idempotent_and_replacing(store, kg)
+
+
+def test_recommendations_replace_only_their_model(store, kg) -> None:
+    sup.check_recommendations(store, kg)
+
+
+def test_explanations_per_model(store, kg) -> None:
+    sup.check_explanations(store, kg)
+
+
+def test_query_is_read_only_and_parameterised(store, kg) -> None:
+    sup.check_read_only_queries(store, kg)
+
+
+def test_counts_match_the_source_files(store, kg, ml100k_dir: Path) -> None:
+    """The reviewer's check: users, items, interactions and genre edges as the raw files say."""
+    store.write_graph(kg)
+    n_users = sum(1 for _ in open(ml100k_dir / "u.user", encoding="latin-1"))
+    n_items = sum(1 for _ in open(ml100k_dir / "u.item", encoding="latin-1"))
+    n_ratings = sum(1 for _ in open(ml100k_dir / "u.data", encoding="latin-1"))
+    n_genre_flags = sum(int(f) for line in open(ml100k_dir / "u.item", encoding="latin-1")
+                        for f in line.rstrip("\n").split("|")[5:])
+    q = store.query
+    assert q("MATCH (u:User) RETURN count(u) AS n")["n"].iloc[0] == n_users == 943
+    assert q("MATCH (i:Item) RETURN count(i) AS n")["n"].iloc[0] == n_items == 1682
+    assert q("MATCH (:User)-[r:INTERACTED]->(:Item) RETURN count(r) AS n")["n"].iloc[0] == n_ratings == 100_000
+    genre = q("MATCH (i:Item)-[r]->(g:Entity) WHERE g.kind = 'genre' RETURN count(r) AS n")["n"].iloc[0]
+    assert genre == n_genre_flags
+
+
+def test_features_argument_overrides_and_is_checked(store, kg) -> None:
+    plain = kg.with_interactions(kg.interactions)
+    plain.features = None
+    store.write_graph(plain)
+    assert store.read_graph().features is None
+    items_only = {"item": np.ones((len(kg.items), 8), dtype=np.float32)}
+    store.write_graph(plain, features=items_only)
+    back = store.read_graph()
+    assert set(back.features) == {"item"} and back.features["item"].shape == (len(kg.items), 8)
+    with pytest.raises(DataError, match=r"features\['item'\]: has 3 rows"):
+        store.write_graph(plain, features={"item": np.zeros((3, 8), dtype=np.float32)})
+    bad = np.zeros((len(kg.items), 8), dtype=np.float32)
+    bad[5, 2] = np.nan
+    with pytest.raises(DataError, match="row 5"):
+        store.write_graph(plain, features={"item": bad})
+    assert set(store.read_graph().features) == {"item"}  # the refused writes changed nothing
+
+
+def test_read_only_store(tmp_path: Path, kg) -> None:
+    path = tmp_path / "ro.db"
+    with pytest.raises(StoreError, match="no store there"):
+        kgrec.open_store(path, read_only=True)
+    with kgrec.open_store(path) as s:
+        s.write_graph(kg)
+    with kgrec.open_store(path, read_only=True) as ro:
+        assert sup.graph_counts(ro.counts()) == sup.source_counts(kg)
+        with pytest.raises(StoreError, match="read-only"):
+            ro.write_graph(kg)
+        with pytest.raises(StoreError, match="read-only"):
+            ro.write_recommendations(sup.recommendations(kg, users=2), "m")
+
+
+def test_second_writer_in_this_process_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    with kgrec.open_store(path):
+        with pytest.raises(StoreError, match=r"one\.db is locked by process \d+"):
+            kgrec.open_store(path)
+    with kgrec.open_store(path):  # released on close
+        pass
+
+
+def test_open_errors_name_the_location(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        kgrec.open_store(tmp_path)
+    with pytest.raises(StoreError, match="does not exist"):
+        kgrec.open_store(tmp_path / "missing" / "kgrec.db")
+    with pytest.raises(StoreError, match="unsupported scheme 'http://'"):
+        kgrec.open_store("http://example.org/db")
+    with pytest.raises(StoreError, match="Neo4j settings"):
+        kgrec.open_store(tmp_path / "x.db", user="neo4j")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 1000)
+    with pytest.raises(StoreError, match="junk.db cannot be opened"):
+        kgrec.open_store(junk)

