@@ -96,24 +96,13 @@ def attach_text_features(train: KnowledgeGraph, test: KnowledgeGraph, progress: 
 
 
 def _fit_stats(rec: Any) -> tuple[float, float]:
-    """(epochs, seconds per epoch) from a fitted kgrec.Recommender, NaN where it does not say."""
-    res = getattr(rec, "fit_", None)
-    epochs = float("nan")
-    spe = float("nan")
-    for name in ("epochs", "epochs_run", "n_epochs", "epochs_"):
-        v = getattr(res, name, None)
-        if isinstance(v, (int, float)):
-            epochs = float(v)
-            break
-    for name in ("seconds_per_epoch", "epoch_seconds", "seconds_per_epoch_"):
-        v = getattr(res, name, None)
-        if isinstance(v, (int, float)):
-            spe = float(v)
-            break
-        if isinstance(v, (list, tuple)) and v:
-            spe = float(sum(v) / len(v))
-            break
-    return epochs, spe
+    """(epochs, seconds per training epoch) of a fitted kgrec.Recommender, from its
+    ``fit_.history`` (one dict per epoch with ``seconds``, validation excluded)."""
+    history = getattr(getattr(rec, "fit_", None), "history", None) or []
+    secs = [h["seconds"] for h in history if isinstance(h, dict) and "seconds" in h]
+    if not secs:
+        return float("nan"), float("nan")
+    return float(len(history)), float(sum(secs) / len(secs))
 
 
 def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any], epochs: int | None,
@@ -128,8 +117,9 @@ def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any]
     train_s = time.perf_counter() - t0
     metrics = rec.evaluate(test, k=K)
     n_epochs, spe = _fit_stats(rec)
+    params = {**opts, "best_epoch": getattr(getattr(rec, "fit_", None), "best_epoch", None)}
     return {"metrics": metrics, "train_s": train_s, "tune_s": 0.0, "epochs": n_epochs, "s_per_epoch": spe,
-            "params": opts}
+            "params": params}
 
 
 def run_baseline(name: str, train: KnowledgeGraph, test: KnowledgeGraph, tune: bool, epochs: int | None,
