@@ -1,0 +1,202 @@
+"""The tensor view that :class:`kgrec.model.KGRecModel` propagates over.
+
+A :class:`GraphIndex` maps the caller's ids to positions (``pandas.Index`` per node type, in
+the canonical order of :func:`kgrec.heterodata.to_heterodata`) and names the relations. A
+:class:`GraphTensors` holds one homogeneous node space -- users ``[0, U)``, items
+``[U, U + I)``, entities ``[U + I, N)`` -- with
+
+- ``x``: the LM text features ``[N, F]`` (or ``None``),
+- the training interactions (``inter_user``, ``inter_item`` positions within their type),
+- every propagation edge as ``edge_index [2, E]`` (source, target; both directions of every
+  interaction and knowledge edge) with ``edge_type [E]`` and its symmetric normalisation
+  ``edge_norm [E] = 1 / sqrt(deg(source) deg(target))``,
+- ``deg [N]``: node degrees in that edge set (what the inductive path normalises with).
+
+Edge types: ``0`` user->item interaction, ``1`` item->user, ``2 + 2r`` knowledge relation ``r``
+from head to tail, ``3 + 2r`` the same relation from tail to head (see :func:`relation_type`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .heterodata import to_heterodata
+from .knowledge_graph import NODE_TYPES, KnowledgeGraph
+
+USER_TO_ITEM = 0
+ITEM_TO_USER = 1
+
+
+def relation_type(relation: int, reverse: bool = False) -> int:
+    """Edge type of knowledge relation ``relation`` (index into ``GraphIndex.relations``)
+    read from head to tail, or from tail to head when ``reverse``."""
+    return 2 + 2 * relation + int(reverse)
+
+
+@dataclass
+class GraphIndex:
+    """Caller ids <-> positions. ``user_ids``, ``item_ids``, ``entity_ids``: ``pandas.Index`` of
+    string ids in position order; ``relations``: knowledge relation names (index = relation id)."""
+
+    user_ids: pd.Index
+    item_ids: pd.Index
+    entity_ids: pd.Index
+    relations: pd.Index
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entity_ids)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items + self.num_entities
+
+    @property
+    def num_edge_types(self) -> int:
+        return 2 + 2 * len(self.relations)
+
+    def ids(self, node_type: str) -> pd.Index:
+        return {"user": self.user_ids, "item": self.item_ids, "entity": self.entity_ids}[node_type]
+
+    def offset(self, node_type: str) -> int:
+        """Where ``node_type``'s positions start in the homogeneous node space."""
+        return {"user": 0, "item": self.num_users, "entity": self.num_users + self.num_items}[node_type]
+
+    def to_dict(self) -> dict:
+        """Plain lists (for saving)."""
+        return {"user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist(),
+                "entity_ids": self.entity_ids.tolist(), "relations": self.relations.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GraphIndex":
+        return cls(*(pd.Index([str(v) for v in d[k]], dtype=object)
+                     for k in ("user_ids", "item_ids", "entity_ids", "relations")))
+
+
+@dataclass
+class GraphTensors:
+    """Tensors of one training graph (see module doc). Move with :meth:`to`."""
+
+    num_users: int
+    num_items: int
+    num_entities: int
+    num_edge_types: int
+    x: Tensor | None                 # [N, F] float32 text features, or None
+    inter_user: Tensor               # [M] user positions of training interactions (sorted by user, item)
+    inter_item: Tensor               # [M] item positions (within items)
+    edge_index: Tensor               # [2, E] homogeneous (source, target)
+    edge_type: Tensor                # [E]
+    edge_norm: Tensor                # [E] 1/sqrt(deg(src) deg(dst))
+    deg: Tensor                      # [N] float degrees
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items + self.num_entities
+
+    def interaction_adjacency(self) -> Tensor:
+        """The normalised interaction edges as a sparse CSR ``[N, N]`` matrix (symmetric:
+        both directions, weight ``edge_norm``). Cached."""
+        cache = self.__dict__.get("_adj")
+        if cache is None:
+            m = self.edge_type < 2
+            ei, w = self.edge_index[:, m], self.edge_norm[m]
+            # rows = targets: (A h)_v sums over the sources of v
+            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                cache = torch.sparse_coo_tensor(ei.flip(0), w, (self.num_nodes, self.num_nodes)).coalesce()
+                cache = cache.to_sparse_csr()
+            self.__dict__["_adj"] = cache
+        return cache
+
+    def knowledge_edges(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(src, dst, edge_type, edge_norm)`` of the knowledge edges (types >= 2). Cached."""
+        cache = self.__dict__.get("_kg")
+        if cache is None:
+            m = self.edge_type >= 2
+            cache = (self.edge_index[0, m], self.edge_index[1, m], self.edge_type[m], self.edge_norm[m])
+            self.__dict__["_kg"] = cache
+        return cache
+
+    def to(self, device: torch.device | str) -> "GraphTensors":
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in kw.items():
+            if isinstance(v, Tensor):
+                kw[k] = v.to(device)
+        return GraphTensors(**kw)
+
+    def user_positives_csr(self) -> tuple[Tensor, Tensor]:
+        """``(indptr [U+1], items [M])``: each user's training items, sorted."""
+        counts = torch.bincount(self.inter_user, minlength=self.num_users)
+        indptr = torch.zeros(self.num_users + 1, dtype=torch.long, device=counts.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return indptr, self.inter_item
+
+
+def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None, *,
+                use_kg: bool = True) -> tuple[GraphIndex, GraphTensors]:
+    """Index and tensors of ``kg``. ``features`` (node type -> ``[N, F]`` rows in table order;
+    default ``kg.features``) are checked to be finite. ``use_kg=False`` keeps only the
+    interaction edges (entities stay as isolated nodes)."""
+    features = features if features is not None else kg.features
+    if features is not None:
+        for nt in NODE_TYPES:
+            if nt not in features or features[nt] is None:
+                raise ValueError(f"features lack node type '{nt}': give one matrix per node type "
+                                 f"(kgrec.text_features.encode_graph(kg, encoder) returns all three)")
+            arr = np.asarray(features[nt])
+            bad = ~np.isfinite(arr).all(axis=1) if arr.ndim == 2 else None
+            if bad is not None and bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"features['{nt}'] row {row} (the {row}th {nt} in table order) holds NaN or "
+                                 f"inf ({int(bad.sum())} such rows); re-encode those nodes' text")
+    data = to_heterodata(kg, features)
+    index = GraphIndex(pd.Index(data["user"].node_id, dtype=object), pd.Index(data["item"].node_id, dtype=object),
+                       pd.Index(data["entity"].node_id, dtype=object), pd.Index(list(data.relations), dtype=object))
+    U, I, N = index.num_users, index.num_items, index.num_nodes
+    off = {nt: index.offset(nt) for nt in NODE_TYPES}
+
+    ui = data["user", "interacted", "item"].edge_index
+    src = [ui[0], ui[1] + U]
+    dst = [ui[1] + U, ui[0]]
+    typ = [torch.full((ui.size(1),), USER_TO_ITEM), torch.full((ui.size(1),), ITEM_TO_USER)]
+    if use_kg:
+        for (h, rel, t) in data.edge_types:
+            if rel != "kg":
+                continue
+            store = data[h, rel, t]
+            ei, r = store.edge_index, store.edge_relation
+            src += [ei[0] + off[h], ei[1] + off[t]]
+            dst += [ei[1] + off[t], ei[0] + off[h]]
+            typ += [2 + 2 * r, 3 + 2 * r]
+    edge_index = torch.stack([torch.cat(src), torch.cat(dst)]).long()
+    edge_type = torch.cat(typ).long()
+    # self-loops (item->item triples on the same node) would double-count; drop them
+    keep = edge_index[0] != edge_index[1]
+    edge_index, edge_type = edge_index[:, keep], edge_type[keep]
+    # sort by target then source: deterministic order and good locality for scatter
+    order = torch.as_tensor(np.lexsort((edge_index[0].numpy(), edge_index[1].numpy())))
+    edge_index, edge_type = edge_index[:, order], edge_type[order]
+    deg = torch.bincount(edge_index[1], minlength=N).float()
+    inv = deg.clamp(min=1).rsqrt()
+    edge_norm = inv[edge_index[0]] * inv[edge_index[1]]
+
+    x = None
+    if features is not None:
+        x = torch.cat([data[nt].x for nt in NODE_TYPES], 0).float()
+    gt = GraphTensors(U, I, index.num_entities, index.num_edge_types, x, ui[0].long(), ui[1].long(),
+                      edge_index, edge_type, edge_norm, deg)
+    return index, gt

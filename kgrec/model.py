@@ -1,0 +1,208 @@
+"""KGRecModel: a relation-aware, LightGCN-style GNN over interactions and knowledge edges,
+with LM text features as inductive input and a dot-product scoring head.
+
+The math
+--------
+All users, items and entities share one node space. Node :math:`v` of type :math:`t` starts as
+
+.. math::
+    \\mathbf{h}_v^{(0)} = \\mathbf{W}_t \\mathbf{x}_v + m_v \\, \\mathbf{e}_v
+
+with :math:`\\mathbf{x}_v` its LM text embedding, :math:`\\mathbf{W}_t` a per-type projection,
+:math:`\\mathbf{e}_v` a learnable ID embedding and :math:`m_v \\in \\{0, 1\\}` an ID mask (during
+training each node's ID embedding is dropped with probability ``id_dropout``; nodes unseen in
+training have :math:`m_v = 0`). Layers propagate without weights or non-linearities, every
+message modulated by the vector :math:`\\mathbf{r}_{\\rho(u, v)}` of the edge's relation (its
+type and direction; user-item edges use :math:`\\mathbf{r} = \\mathbf{1}`), normalised by degrees
+in the collaborative knowledge graph (interaction and knowledge edges, both directions):
+
+.. math::
+    \\mathbf{h}_v^{(l+1)} = \\sum_{u \\in \\mathcal{N}(v)}
+        \\frac{1}{\\sqrt{\\deg(u)\\deg(v)}} \\, \\mathbf{r}_{\\rho(u, v)} \\odot \\mathbf{h}_u^{(l)}
+
+The final representation averages the layers and is L2-normalised; the score of user
+:math:`u` for item :math:`i` is the dot product (a cosine), so ranking every item is one
+matrix product:
+
+.. math::
+    \\mathbf{z}_v = \\frac{\\bar{\\mathbf{h}}_v}{\\lVert \\bar{\\mathbf{h}}_v \\rVert}, \\quad
+    \\bar{\\mathbf{h}}_v = \\frac{1}{L + 1} \\sum_{l=0}^{L} \\mathbf{h}_v^{(l)}, \\qquad
+    \\hat{y}_{ui} = \\mathbf{z}_u^\\top \\mathbf{z}_i
+
+Inductive inference (cold start): a new node :math:`n` with features :math:`\\mathbf{x}_n` and
+edges to existing nodes starts at :math:`\\mathbf{W}_t \\mathbf{x}_n` (no ID) and receives, at
+every layer, the same messages from the *frozen* layer representations of its neighbours
+(normalised by its own degree and their training degrees); it sends none, so no existing
+representation changes (:meth:`KGRecModel.inductive`).
+
+Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
+:math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
+tensors are built, see :func:`kgrec.graph_index.build_graph`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .graph_index import GraphTensors
+
+NODE_TYPES = ("user", "item", "entity")
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a constant symmetric sparse ``A``: the gradient is ``A @ G`` (no transpose,
+    several times faster than autograd through ``torch.sparse.mm`` on CPU)."""
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
+        return None, torch.sparse.mm(ctx.adj, grad.contiguous())
+
+
+def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` with ``adj`` sparse, constant and symmetric."""
+    return _SymmetricSpMM.apply(adj, x)
+
+
+class KGRecModel(nn.Module):
+    """See the module docstring for the math.
+
+    Args:
+        num_users, num_items, num_entities: node counts of the training graph.
+        num_edge_types: ``2 + 2 * num_relations`` (see :mod:`kgrec.graph_index`).
+        feature_dim: size of the text features (0 when ``use_text`` is off).
+        dim: embedding size. num_layers: propagation layers :math:`L`.
+        use_text, use_id, use_kg: ablation flags (``use_kg`` is informative here: the edges
+            are chosen when the graph tensors are built).
+        id_dropout: probability of dropping a node's ID embedding during training.
+    """
+
+    def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
+                 feature_dim: int, dim: int = 64, num_layers: int = 3, *, use_text: bool = True,
+                 use_id: bool = True, use_kg: bool = True, id_dropout: float = 0.2,
+                 id_init_std: float = 0.1) -> None:
+        super().__init__()
+        if not (use_text or use_id):
+            raise ValueError("at least one of use_text and use_id must be on: a node needs an input")
+        if use_text and feature_dim <= 0:
+            raise ValueError("use_text=True needs text features (feature_dim > 0)")
+        self.num_users, self.num_items, self.num_entities = num_users, num_items, num_entities
+        self.num_edge_types = num_edge_types
+        self.feature_dim = feature_dim if use_text else 0
+        self.dim, self.num_layers = dim, num_layers
+        self.use_text, self.use_id, self.use_kg = use_text, use_id, use_kg
+        self.id_dropout = id_dropout
+        if use_id:
+            self.id_embedding = nn.Embedding(num_users + num_items + num_entities, dim)
+            nn.init.normal_(self.id_embedding.weight, std=id_init_std)
+        if use_text:
+            self.text_proj = nn.ModuleDict({t: nn.Linear(feature_dim, dim, bias=False) for t in NODE_TYPES})
+        # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
+        self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items + self.num_entities
+
+    def type_slices(self) -> dict[str, slice]:
+        u, i = self.num_users, self.num_items
+        return {"user": slice(0, u), "item": slice(u, u + i), "entity": slice(u + i, self.num_nodes)}
+
+    def text_input(self, x: Tensor | None, node_type: str) -> Tensor | None:
+        """:math:`\\mathbf{W}_t \\mathbf{x}` for features ``x`` of nodes of one type."""
+        if not self.use_text:
+            return None
+        if x is None:
+            raise ValueError("this model uses text features (use_text=True) but none were given")
+        return self.text_proj[node_type](x)
+
+    def input_embedding(self, x: Tensor | None, id_mask: Tensor | None = None) -> Tensor:
+        """Layer 0 of every node: ``[N, dim]``. ``id_mask`` ([N] 0/1) scales the ID part."""
+        parts = []
+        if self.use_text:
+            parts.append(torch.cat([self.text_input(x[s], t) for t, s in self.type_slices().items()], 0))
+        if self.use_id:
+            e = self.id_embedding.weight
+            parts.append(e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def message_weight(self, edge_type: Tensor, edge_norm: Tensor) -> Tensor:
+        """Per-edge ``[E, dim]`` factor :math:`\\mathbf{r}_\\rho / \\sqrt{\\deg(u)\\deg(v)}`."""
+        return self.relation[edge_type] * edge_norm.unsqueeze(-1)
+
+    def propagate(self, h0: Tensor, graph: GraphTensors) -> list[Tensor]:
+        """All layers ``[h^(0), ..., h^(L)]``, each ``[N, dim]``.
+
+        Interaction edges (relation vector 1) go through one sparse matrix product per layer;
+        knowledge edges (few, relation-modulated) through gather / scatter-add."""
+        adj = graph.interaction_adjacency()
+        src, dst, etype, enorm = graph.knowledge_edges()
+        w = self.message_weight(etype, enorm) if len(src) else None
+        layers = [h0]
+        h = h0.float()
+        for _ in range(self.num_layers):
+            out = symmetric_spmm(adj, h)
+            if w is not None:
+                out = out.index_add(0, dst, h.index_select(0, src) * w)
+            h = out
+            layers.append(h)
+        return layers
+
+    def forward(self, graph: GraphTensors, id_mask: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        """``(z, layers)``: L2-normalised final representations ``[N, dim]`` of every node and
+        the per-layer representations (the inductive path reads them)."""
+        layers = self.propagate(self.input_embedding(graph.x, id_mask), graph)
+        return self.combine(layers), layers
+
+    @staticmethod
+    def combine(layers: list[Tensor]) -> Tensor:
+        """Mean over layers, L2-normalised."""
+        return F.normalize(torch.stack(layers, 0).mean(0), dim=-1)
+
+    def sample_id_mask(self, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor | None:
+        """Training-time ID mask: each node keeps its ID embedding with prob ``1 - id_dropout``."""
+        if not self.use_id or self.id_dropout <= 0:
+            return None
+        keep = torch.rand(self.num_nodes, generator=generator, device="cpu") >= self.id_dropout
+        return keep.to(device or self.relation.device)
+
+    # ------------------------------------------------------------------ inductive
+    def inductive(self, layers: list[Tensor], x_new: Tensor | None, node_type: str, num_new: int,
+                  new_index: Tensor, neighbor: Tensor, edge_type: Tensor, neighbor_deg: Tensor) -> Tensor:
+        """Final representations ``[num_new, dim]`` of nodes unseen in training (arguments as
+        in :meth:`inductive_layers`)."""
+        return self.combine(self.inductive_layers(layers, x_new, node_type, num_new, new_index, neighbor,
+                                                  edge_type, neighbor_deg))
+
+    def inductive_layers(self, layers: list[Tensor], x_new: Tensor | None, node_type: str, num_new: int,
+                         new_index: Tensor, neighbor: Tensor, edge_type: Tensor, neighbor_deg: Tensor) -> list[Tensor]:
+        """Per-layer representations ``[h^(0), ..., h^(L)]`` (each ``[num_new, dim]``) of nodes
+        unseen in training.
+
+        ``x_new``: their text features ``[num_new, F]`` (ignored without ``use_text``).
+        ``new_index``, ``neighbor``, ``edge_type`` ([K] each): edge ``k`` brings new node
+        ``new_index[k]`` a message from existing node ``neighbor[k]`` (homogeneous position) of
+        type ``edge_type[k]`` (the direction neighbour -> new node). ``neighbor_deg``: [K]
+        training degrees of those neighbours. ``layers``: the frozen per-layer representations
+        of the existing nodes (from :meth:`forward`). New nodes send no messages, so existing
+        representations do not change.
+        """
+        device = layers[0].device
+        h = self.text_input(x_new, node_type) if self.use_text else None
+        if h is None:
+            h = torch.zeros(num_new, self.dim, device=device, dtype=layers[0].dtype)
+        own_deg = torch.bincount(new_index, minlength=num_new).to(layers[0].dtype)
+        norm = own_deg.clamp(min=1).rsqrt()[new_index] * neighbor_deg.to(layers[0].dtype).clamp(min=1).rsqrt()
+        w = self.message_weight(edge_type, norm)
+        out = [h]
+        for layer in layers[:-1]:
+            msg = layer.index_select(0, neighbor) * w
+            out.append(torch.zeros(num_new, self.dim, device=device, dtype=msg.dtype).index_add_(0, new_index, msg))
+        return out

@@ -1,0 +1,615 @@
+"""Training of :class:`kgrec.model.KGRecModel`: ``fit(train_kg, features, config) -> FitResult``.
+
+Full-graph training (every step propagates over the whole graph, as LightGCN does) with
+Adam; loss ``'softmax'`` (sampled softmax over ``num_negatives`` items shared by the batch, on
+cosine scores divided by ``temperature``; the user's training positives are never used as
+negatives) or ``'bpr'``; optional KG loss; ID-embedding dropout and a cold-start view (the
+batch's items and users also scored through the inductive path, from text and knowledge edges
+alone) so that new nodes are placed well. Device ``'auto'`` (CUDA when present, with bf16
+autocast), seeded and reproducible on CPU, early stopping on a validation split with
+:func:`kgrec.evaluation.evaluate`, checkpoints (best and last good), a progress bar, and a
+clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops being finite.
+
+    result = fit(train_kg, features, TrainConfig(epochs=30), valid_kg=valid_kg)
+    users, items = result.final_embeddings()         # [U, d], [I, d]; score = users @ items.T
+    new = result.embed_new_nodes(items=NewNodeBatch(ids, features), triples=triples_df)
+    state = result.state(); same = FitResult.from_state(state)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import ModelError, TrainingDivergedError
+from .graph_index import ITEM_TO_USER, USER_TO_ITEM, GraphIndex, GraphTensors, build_graph
+from .knowledge_graph import KnowledgeGraph
+from .model import KGRecModel
+
+STATE_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters. The defaults are one configuration meant for any data set (they are
+    not tuned per data set)."""
+
+    dim: int = 64                      # embedding size
+    layers: int = 3                    # propagation layers
+    epochs: int = 60                   # passes over the training interactions (upper bound with early stopping)
+    lr: float = 5e-3                   # Adam learning rate
+    batch_size: int = 2048             # interactions per step
+    loss: Literal["softmax", "bpr"] = "softmax"
+    num_negatives: int = 1024          # softmax: items sampled per step, shared by the batch (all items if fewer)
+    temperature: float = 0.1           # softmax: scores are cosines / temperature
+    weight_decay: float = 0.0          # Adam weight decay
+    id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
+    cold_loss_weight: float = 0.0      # weight of the cold-start view loss (items/users via the inductive path)
+    kg_loss_weight: float = 0.0        # weight of a KG completion loss (0 = off)
+    use_text: bool = True
+    use_kg: bool = True
+    use_id: bool = True
+    patience: int = 5                  # evaluations without improvement before stopping (needs valid_kg)
+    eval_every: int = 1                # epochs between validation evaluations
+    valid_metric: str = "recall@20"
+    seed: int = 0
+    checkpoint_dir: str | None = None  # best.pt / last_good.pt written here when set
+    amp: bool = True                   # bf16 autocast on CUDA (CPU always float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def validate(self) -> None:
+        if self.loss not in ("softmax", "bpr"):
+            raise ValueError(f"loss must be 'softmax' or 'bpr' (got {self.loss!r})")
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "eval_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.layers < 0:
+            raise ValueError(f"layers must be >= 0 (got {self.layers})")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1) (got {self.id_dropout})")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive (got {self.temperature})")
+        if not (self.use_text or self.use_id):
+            raise ValueError("use_text and use_id cannot both be off: nodes need an input")
+
+
+@dataclass
+class NewNodeBatch:
+    """New nodes of one type for :meth:`FitResult.embed_new_nodes`: their ids and text
+    features ``[n, F]`` (rows in ``ids`` order; ``None`` when the model has no text input)."""
+
+    ids: list[str]
+    features: np.ndarray | Tensor | None = None
+
+
+@dataclass
+class NewEmbeddings:
+    """Output of :meth:`FitResult.embed_new_nodes`: final (L2-normalised) representations of the
+    new items / users, in the order of their ids, and counts of edges that could not be used."""
+
+    item_ids: list[str]
+    items: Tensor
+    user_ids: list[str]
+    users: Tensor
+    report: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class FitResult:
+    """A trained model with everything needed to rank and to embed new nodes.
+
+    Attributes: ``model`` (:class:`KGRecModel`), ``index`` (:class:`GraphIndex`; also
+    ``user_ids``, ``item_ids``, ``entity_ids`` as ``pandas.Index``), ``graph``
+    (:class:`GraphTensors` it propagates over), ``config`` (:class:`TrainConfig`), ``history``
+    (one dict per epoch: ``epoch``, ``loss``, ``seconds`` and the validation metric when
+    evaluated), ``best_epoch``, ``stopped_early``, ``device``.
+    """
+
+    def __init__(self, model: KGRecModel, index: GraphIndex, graph: GraphTensors, config: TrainConfig,
+                 history: list[dict] | None = None, device: torch.device | str = "cpu") -> None:
+        self.model = model
+        self.index = index
+        self.graph = graph
+        self.config = config
+        self.history = history or []
+        self.device = torch.device(device)
+        self.best_epoch: int | None = None
+        self.stopped_early = False
+        self._cache: tuple[Tensor, list[Tensor]] | None = None
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def user_ids(self) -> pd.Index:
+        return self.index.user_ids
+
+    @property
+    def item_ids(self) -> pd.Index:
+        return self.index.item_ids
+
+    @property
+    def entity_ids(self) -> pd.Index:
+        return self.index.entity_ids
+
+    # ------------------------------------------------------------------ inference
+    def _forward(self) -> tuple[Tensor, list[Tensor]]:
+        if self._cache is None:
+            self.model.eval()
+            with torch.no_grad():
+                z, layers = self.model(self.graph)
+            self._cache = (z, layers)
+        return self._cache
+
+    def invalidate(self) -> None:
+        """Drop the cached embeddings (after changing ``model`` or ``graph`` by hand)."""
+        self._cache = None
+
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users [U, d], items [I, d])``: L2-normalised final representations in position
+        order (``user_ids`` / ``item_ids``); the score is their dot product. Cached."""
+        z, _ = self._forward()
+        U, I = self.index.num_users, self.index.num_items
+        return z[:U], z[U:U + I]
+
+    def entity_embeddings(self) -> Tensor:
+        z, _ = self._forward()
+        return z[self.index.num_users + self.index.num_items:]
+
+    def score(self, user_positions: Tensor) -> Tensor:
+        """Scores ``[b, I]`` of users (positions) for every item: the scorer
+        :func:`kgrec.evaluation.evaluate` takes."""
+        users, items = self.final_embeddings()
+        return users[user_positions.to(users.device)] @ items.T
+
+    def set_graph(self, kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None) -> "FitResult":
+        """Propagate over ``kg``'s interactions from now on (e.g. training + validation
+        interactions once training is done). ``kg`` must have the same users, items, entities
+        and relations as the training graph. Returns ``self``."""
+        features = features if features is not None else kg.features
+        index, graph = build_graph(kg, features if self.model.use_text else None, use_kg=self.config.use_kg)
+        for name in ("user_ids", "item_ids", "entity_ids", "relations"):
+            if not getattr(index, name).equals(getattr(self.index, name)):
+                raise ModelError(f"set_graph: the graph's {name} differ from the training graph's. Fix: pass a "
+                                 "graph with the same nodes (e.g. train.with_interactions(...)), or add new "
+                                 "nodes with embed_new_nodes")
+        self.graph = graph.to(self.device)
+        self._cache = None
+        return self
+
+    # ------------------------------------------------------------------ cold start
+    def embed_new_nodes(self, items: NewNodeBatch | None = None, users: NewNodeBatch | None = None,
+                        entities: NewNodeBatch | None = None, triples: pd.DataFrame | None = None,
+                        interactions: pd.DataFrame | None = None) -> NewEmbeddings:
+        """Representations of nodes unseen in training, computed inductively: each new node
+        starts from its projected text features (no ID embedding) and receives, layer by layer,
+        messages from the frozen representations of the existing nodes it is linked to (by
+        ``triples``: ``head_type, head, relation, tail_type, tail``, and ``interactions``:
+        ``user_id, item_id``); it sends none, so no existing representation changes.
+
+        New ``entities`` (attribute values never seen) are embedded first, from their text and
+        their links to existing nodes, and then pass messages to new items and users; new items
+        are embedded before new users, so a new user's interactions may name new items.
+        Edges to unknown nodes or unknown relations are skipped and counted in ``report``.
+        Works in one batched pass: thousands of nodes at once.
+        """
+        model, idx = self.model, self.index
+        _, layers = self._forward()
+        device = layers[0].device
+        deg = self.graph.deg
+        report: dict[str, int] = {"edges_used": 0, "edges_unknown_node": 0, "edges_unknown_relation": 0}
+        triples = triples if triples is not None else pd.DataFrame(columns=["head_type", "head", "relation",
+                                                                             "tail_type", "tail"])
+        interactions = interactions if interactions is not None else pd.DataFrame(columns=["user_id", "item_id"])
+        if not self.config.use_kg:
+            triples = triples.iloc[0:0]
+        # node lookup: (type, id) -> ("old", homogeneous position) or ("new", type, row)
+        new_pos: dict[str, pd.Index] = {}
+        batches = {"entity": entities, "item": items, "user": users}
+        for nt, b in batches.items():
+            if b is not None:
+                new_pos[nt] = pd.Index([str(i) for i in b.ids], dtype=object)
+        # per-layer representations of new nodes, filled in order entity -> item -> user
+        new_layers: dict[str, list[Tensor]] = {}
+        new_deg: dict[str, Tensor] = {}
+        final: dict[str, Tensor] = {}
+        rel_index = idx.relations
+        tri = triples.astype({c: str for c in ("head_type", "head", "relation", "tail_type", "tail")}) \
+            if len(triples) else triples
+        for nt in ("entity", "item", "user"):
+            b = batches[nt]
+            if b is None or len(b.ids) == 0:
+                final[nt] = torch.zeros(0, model.dim, device=device)
+                continue
+            n = len(b.ids)
+            rows, nbr_old, types_old = [], [], []          # messages from existing nodes
+            rows_new, nbr_new, types_new, nbr_new_type = [], [], [], []   # from new nodes embedded before
+            # knowledge edges where the new node is head or tail
+            for end, other, other_type_col, reverse in (("head", "tail", "tail_type", True),
+                                                        ("tail", "head", "head_type", False)):
+                if len(tri) == 0:
+                    break
+                sel = tri[f"{end}_type"] == nt
+                sub = tri[sel]
+                if sub.empty:
+                    continue
+                r = new_pos[nt].get_indexer(sub[end])
+                sub, r = sub[r >= 0], r[r >= 0]
+                if sub.empty:
+                    continue
+                rel = rel_index.get_indexer(sub["relation"])
+                report["edges_unknown_relation"] += int((rel < 0).sum())
+                ok = rel >= 0
+                sub, r, rel = sub[ok], r[ok], rel[ok]
+                # the message travels other -> new node: forward when the new node is the tail
+                et = 2 + 2 * rel + (1 if reverse else 0)
+                for ot in ("user", "item", "entity"):
+                    m = (sub[other_type_col] == ot).to_numpy()
+                    if not m.any():
+                        continue
+                    oid = sub[other].to_numpy()[m]
+                    old = idx.ids(ot).get_indexer(oid)
+                    is_old = old >= 0
+                    rows.append(r[m][is_old]); nbr_old.append(old[is_old] + idx.offset(ot)); types_old.append(et[m][is_old])
+                    rest = ~is_old
+                    if ot in new_layers and rest.any():
+                        nw = new_pos[ot].get_indexer(oid[rest])
+                        okn = nw >= 0
+                        rows_new.append(r[m][rest][okn]); nbr_new.append(nw[okn]); types_new.append(et[m][rest][okn])
+                        nbr_new_type += [ot] * int(okn.sum())
+                        report["edges_unknown_node"] += int((~okn).sum())
+                    elif rest.any() and not (ot in new_pos and ot not in new_layers):
+                        report["edges_unknown_node"] += int(rest.sum())
+            # interactions
+            if nt in ("item", "user") and len(interactions):
+                mine, other, ot = ("item_id", "user_id", "user") if nt == "item" else ("user_id", "item_id", "item")
+                r = new_pos[nt].get_indexer(interactions[mine].astype(str))
+                sub = interactions[r >= 0]
+                r = r[r >= 0]
+                oid = sub[other].astype(str).to_numpy()
+                old = idx.ids(ot).get_indexer(oid)
+                et_val = USER_TO_ITEM if nt == "item" else ITEM_TO_USER
+                is_old = old >= 0
+                rows.append(r[is_old]); nbr_old.append(old[is_old] + idx.offset(ot))
+                types_old.append(np.full(int(is_old.sum()), et_val))
+                rest = ~is_old
+                if ot in new_layers and rest.any():
+                    nw = new_pos[ot].get_indexer(oid[rest])
+                    okn = nw >= 0
+                    rows_new.append(r[rest][okn]); nbr_new.append(nw[okn]); types_new.append(np.full(int(okn.sum()), et_val))
+                    nbr_new_type += [ot] * int(okn.sum())
+                    report["edges_unknown_node"] += int((~okn).sum())
+                elif rest.any():
+                    report["edges_unknown_node"] += int(rest.sum())
+
+            def cat(parts: list) -> Tensor:
+                return torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64),
+                                       dtype=torch.long, device=device)
+
+            r_old, n_old, t_old = cat(rows), cat(nbr_old), cat(types_old)
+            r_new, n_new, t_new = cat(rows_new), cat(nbr_new), cat(types_new)
+            report["edges_used"] += int(len(r_old) + len(r_new))
+            x = None
+            if model.use_text:
+                if b.features is None:
+                    raise ValueError(f"new {nt}s need text features: this model uses text (use_text=True)")
+                x = torch.as_tensor(np.asarray(b.features) if not isinstance(b.features, Tensor) else b.features,
+                                    dtype=torch.float32).to(device)
+                if x.shape != (n, model.feature_dim):
+                    raise ValueError(f"features of the new {nt}s have shape {tuple(x.shape)}; expected "
+                                     f"({n}, {model.feature_dim})")
+                if not torch.isfinite(x).all():
+                    row = int((~torch.isfinite(x).all(1)).nonzero()[0])
+                    raise ValueError(f"features of new {nt} '{b.ids[row]}' hold NaN or inf; re-encode its text")
+            # neighbour layers: existing nodes' frozen layers, then new nodes' (concatenated behind)
+            nbr_layers = layers
+            nbr_deg = deg
+            nbr = n_old
+            types = torch.cat([t_old, t_new])
+            rows_all = torch.cat([r_old, r_new])
+            if len(n_new):
+                base = self.graph.num_nodes
+                offs, extra_layers, extra_deg, start = {}, [], [], base
+                for ot in ("entity", "item"):
+                    if ot in new_layers:
+                        offs[ot] = start
+                        start += new_layers[ot][0].shape[0]
+                nbr_layers = [torch.cat([layers[l]] + [new_layers[ot][l] for ot in offs], 0)
+                              for l in range(len(layers))]
+                nbr_deg = torch.cat([deg] + [new_deg[ot] for ot in offs])
+                shift = torch.as_tensor([offs[t] for t in nbr_new_type], dtype=torch.long, device=device)
+                nbr = torch.cat([n_old, n_new + shift])
+            with torch.no_grad():
+                per_layer = model.inductive_layers(nbr_layers, x, nt, n, rows_all, nbr, types, nbr_deg[nbr])
+            new_layers[nt] = per_layer
+            new_deg[nt] = torch.bincount(rows_all, minlength=n).float()
+            final[nt] = model.combine(per_layer)
+        return NewEmbeddings(list(new_pos.get("item", [])), final["item"], list(new_pos.get("user", [])),
+                             final["user"], report)
+
+    # ------------------------------------------------------------------ save / load
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this result, as plain tensors, numbers, strings and
+        lists (``torch.load(..., weights_only=True)`` reads it)."""
+        g = self.graph
+        return {
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "index": self.index.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_args": self._model_args(),
+            "graph": {"x": None if g.x is None else g.x.cpu(), "inter_user": g.inter_user.cpu(),
+                      "inter_item": g.inter_item.cpu(), "edge_index": g.edge_index.cpu(),
+                      "edge_type": g.edge_type.cpu(), "edge_norm": g.edge_norm.cpu(), "deg": g.deg.cpu()},
+            "history": [dict(h) for h in self.history],
+            "best_epoch": self.best_epoch,
+        }
+
+    def _model_args(self) -> dict[str, Any]:
+        m = self.model
+        return {"num_users": m.num_users, "num_items": m.num_items, "num_entities": m.num_entities,
+                "num_edge_types": m.num_edge_types, "feature_dim": m.feature_dim, "dim": m.dim,
+                "num_layers": m.num_layers, "use_text": m.use_text, "use_id": m.use_id, "use_kg": m.use_kg,
+                "id_dropout": m.id_dropout}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> "FitResult":
+        """Inverse of :meth:`state`."""
+        if state.get("version") != STATE_VERSION:
+            raise ModelError(f"model state version {state.get('version')} is not supported (this kgrec reads "
+                             f"{STATE_VERSION}). Fix: retrain with this kgrec version")
+        device = resolve_device(device)
+        config = TrainConfig.from_dict(state["config"])
+        index = GraphIndex.from_dict(state["index"])
+        a = state["model_args"]
+        model = KGRecModel(**a)
+        model.load_state_dict(state["model"])
+        gd = state["graph"]
+        graph = GraphTensors(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
+                             gd["x"], gd["inter_user"], gd["inter_item"], gd["edge_index"], gd["edge_type"],
+                             gd["edge_norm"], gd["deg"])
+        res = cls(model.to(device), index, graph.to(device), config, state.get("history", []), device)
+        res.best_epoch = state.get("best_epoch")
+        return res
+
+
+# ---------------------------------------------------------------------- training
+class _PositiveLookup:
+    """Which (user, item) pairs are training positives, for batches of users."""
+
+    def __init__(self, graph: GraphTensors) -> None:
+        self.indptr, self.items = graph.user_positives_csr()
+        self.num_items = graph.num_items
+
+    def batch(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """``(row, item)``: every training item of every user in ``users`` (row = index in users)."""
+        start, end = self.indptr[users], self.indptr[users + 1]
+        counts = end - start
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
+        pos = torch.arange(int(counts.sum()), device=users.device) + first
+        return rows, self.items[pos]
+
+    def mask(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """``[B, C]`` True where ``candidates[c]`` (distinct items) is a positive of ``users[b]``."""
+        inv = torch.full((self.num_items,), -1, dtype=torch.long, device=users.device)
+        inv[candidates] = torch.arange(len(candidates), device=users.device)
+        rows, items = self.batch(users)
+        col = inv[items]
+        keep = col >= 0
+        m = torch.zeros(len(users), len(candidates), dtype=torch.bool, device=users.device)
+        m[rows[keep], col[keep]] = True
+        return m
+
+
+def sample_negatives(lookup: _PositiveLookup, users: Tensor, num: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Shared negatives for a batch: ``(candidates [C], valid [B, C])``. ``num`` distinct items
+    drawn uniformly (all items when there are fewer); ``valid`` is False where the candidate is
+    one of the user's training positives, so positives are never used as negatives."""
+    n_items = lookup.num_items
+    if num >= n_items:
+        cand = torch.arange(n_items)
+    else:
+        cand = torch.randperm(n_items, generator=generator)[:num]
+    cand = cand.to(users.device)
+    return cand, ~lookup.mask(users, cand)
+
+
+def _bpr_negatives(lookup: _PositiveLookup, users: Tensor, generator: torch.Generator, tries: int = 10) -> Tensor:
+    """One uniformly drawn non-positive item per user (redrawn up to ``tries`` times)."""
+    n = len(users)
+    neg = torch.randint(lookup.num_items, (n,), generator=generator).to(users.device)
+    keys = lookup.indptr  # noqa: F841  (CSR used through batch())
+    for _ in range(tries):
+        rows, items = lookup.batch(users)
+        clash = torch.zeros(n, dtype=torch.bool, device=users.device)
+        clash[rows[items == neg[rows]]] = True
+        if not clash.any():
+            break
+        fresh = torch.randint(lookup.num_items, (n,), generator=generator).to(users.device)
+        neg = torch.where(clash, fresh, neg)
+    return neg
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="kgrec fit", unit="epoch", leave=True)
+
+
+def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config: TrainConfig | None = None,
+        valid_kg: KnowledgeGraph | None = None, device: str | torch.device = "auto",
+        progress: bool = True) -> FitResult:
+    """Train a :class:`KGRecModel` on ``train_kg``'s interactions and knowledge edges.
+
+    ``features``: text features per node type, rows in table order (default
+    ``train_kg.features``; see :func:`kgrec.text_features.encode_graph`). With ``valid_kg``,
+    ``config.valid_metric`` is evaluated every ``eval_every`` epochs, the best weights are
+    kept and training stops after ``patience`` evaluations without improvement.
+
+    Raises :class:`TrainingDivergedError` when the loss becomes NaN/inf; the error's
+    ``result`` holds the model with the last good weights (also in
+    ``checkpoint_dir/last_good.pt`` when set).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    device = resolve_device(device)
+    features = features if features is not None else train_kg.features
+    if config.use_text and features is None:
+        raise ValueError("use_text=True needs text features: pass features=kgrec.text_features.encode_graph(kg) "
+                         "or set use_text=False")
+    index, graph = build_graph(train_kg, features if config.use_text else None, use_kg=config.use_kg)
+    if len(graph.inter_user) == 0:
+        raise ValueError("the training graph has no interactions")
+    graph = graph.to(device)
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
+                       graph.x.shape[1] if graph.x is not None else 0, config.dim, config.layers,
+                       use_text=config.use_text, use_id=config.use_id, use_kg=config.use_kg,
+                       id_dropout=config.id_dropout).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    result = FitResult(model, index, graph, config, [], device)
+    lookup = _PositiveLookup(graph)
+    ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    if ckpt_dir:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    U = graph.num_users
+    M = len(graph.inter_user)
+    steps = math.ceil(M / config.batch_size)
+    last_good = copy.deepcopy(model.state_dict())
+    best_state, best_value, bad_evals = None, -math.inf, 0
+    bar = _progress(config.epochs, progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            perm = torch.randperm(M, generator=gen).to(device)
+            total = 0.0
+            for s in range(steps):
+                idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
+                users, items = graph.inter_user[idx], graph.inter_item[idx]
+                id_mask = model.sample_id_mask(gen, device)
+                with _autocast(device, config.amp):
+                    z, layers = model(graph, id_mask)
+                    loss = _loss(model, config, graph, lookup, z, layers, users, items, gen)
+                if not torch.isfinite(loss):
+                    model.load_state_dict(last_good)
+                    result.invalidate()
+                    if ckpt_dir:
+                        torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch - 1},
+                                   ckpt_dir / "last_good.pt")
+                    err = TrainingDivergedError(
+                        f"training diverged: the loss became {loss.item()} at epoch {epoch}, step {s + 1}/{steps}. "
+                        f"The model keeps the last good weights (end of epoch {epoch - 1}"
+                        + (f", saved in {ckpt_dir / 'last_good.pt'}" if ckpt_dir else "") +
+                        f"). Fix: lower lr (now {config.lr:g}) or check the features for extreme values")
+                    err.result = result  # type: ignore[attr-defined]
+                    raise err
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            # end of epoch: weights are good if they are finite
+            if all(torch.isfinite(p).all() for p in model.parameters()):
+                last_good = copy.deepcopy(model.state_dict())
+            rec: dict[str, Any] = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - t0}
+            result.invalidate()
+            if valid_kg is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+                value = _validate(result, train_kg, valid_kg, config.valid_metric)
+                rec[config.valid_metric] = value
+                if value > best_value:
+                    best_value, bad_evals = value, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    result.best_epoch = epoch
+                    if ckpt_dir:
+                        torch.save({"model": best_state, "config": config.to_dict(), "epoch": epoch,
+                                    config.valid_metric: value}, ckpt_dir / "best.pt")
+                else:
+                    bad_evals += 1
+            result.history.append(rec)
+            if ckpt_dir:
+                torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch},
+                           ckpt_dir / "last_good.pt")
+            if bar is not None:
+                post = {"loss": f"{rec['loss']:.4f}"}
+                if config.valid_metric in rec:
+                    post[config.valid_metric] = f"{rec[config.valid_metric]:.4f}"
+                bar.set_postfix(post)
+                bar.update(1)
+            if valid_kg is not None and bad_evals >= config.patience:
+                result.stopped_early = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif valid_kg is None:
+        result.best_epoch = len(result.history)
+    model.eval()
+    result.invalidate()
+    return result
+
+
+def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup, z: Tensor,
+          layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
+    U = graph.num_users
+    zu, zi = z[users], z[U + items]
+    z_items = z[U:U + graph.num_items]
+    if config.loss == "bpr":
+        neg = _bpr_negatives(lookup, users, gen)
+        diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
+        loss = F.softplus(-diff).mean()
+    else:
+        cand, valid = sample_negatives(lookup, users, config.num_negatives, gen)
+        loss = _softmax_loss(zu, zi, z_items[cand], valid, config.temperature)
+    return loss.float()
+
+
+def _softmax_loss(zu: Tensor, zi: Tensor, z_neg: Tensor, valid: Tensor, temperature: float) -> Tensor:
+    pos = (zu * zi).sum(-1, keepdim=True) / temperature
+    neg = (zu @ z_neg.T) / temperature
+    neg = neg.float().masked_fill(~valid, -torch.inf)
+    logits = torch.cat([pos.float(), neg], 1)
+    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+
+
+def _validate(result: FitResult, train_kg: KnowledgeGraph, valid_kg: KnowledgeGraph, metric: str) -> float:
+    from .evaluation import evaluate
+
+    k = int(metric.split("@")[1]) if "@" in metric else 20
+    out = evaluate(result.score, train_kg, valid_kg, result.user_ids, result.item_ids, k=(k,))
+    if metric not in out:
+        raise ValueError(f"valid_metric {metric!r} is not one evaluate() reports ({sorted(out)})")
+    return float(out[metric])
