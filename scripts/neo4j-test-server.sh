@@ -54,7 +54,9 @@ build() {
         say "building tests/neo4j-server (Neo4j jars from Maven Central)"
         local started=$SECONDS
         rm -rf "$TARGET/lib"
-        (cd "$PROJECT" && mvn -B -q -Dstyle.color=never package 1>&2) || die "maven build failed in $PROJECT"
+        # (Debian's Maven prints ANSI resets even in batch mode: strip them)
+        (cd "$PROJECT" && mvn -B -q -Dstyle.color=never package 2>&1 | sed 's/\x1b\[[0-9;]*m//g' 1>&2) \
+            || die "maven build failed in $PROJECT"
         touch "$TARGET/.built"
         say "built in $((SECONDS - started)) s"
     fi
