@@ -1,0 +1,190 @@
+"""kgrec.Recommender on real data: ranking contract, candidates, unknown ids, save/load,
+explanations that decompose the score, and batch cold start."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import kgrec
+from kgrec.errors import DataError, ModelError, UnknownIdError
+from kgrec.evaluation import metrics_from_topk
+from model_fixtures import small_movielens, train_small
+
+
+@pytest.fixture(scope="module")
+def split(ml100k_dir):
+    kg = small_movielens(ml100k_dir)
+    return kg.split("random", test=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def rec(split):
+    return train_small(split[0])
+
+
+def test_recommend_contract(rec, split):
+    train, _ = split
+    users = ["1", "2", "3"]
+    top = rec.recommend(users, k=20)
+    assert list(top.columns) == ["user_id", "item_id", "score", "rank"]
+    assert top.groupby("user_id").size().to_dict() == {u: 20 for u in users}
+    for u, grp in top.groupby("user_id"):
+        assert grp["rank"].tolist() == list(range(1, 21))
+        assert grp["score"].is_monotonic_decreasing
+        seen = set(train.interactions.loc[train.interactions["user_id"] == u, "item_id"])
+        assert not seen & set(grp["item_id"]), "seen items must be excluded"
+    with_seen = rec.recommend(["1"], k=20, exclude_seen=False)
+    assert set(with_seen["item_id"]) & set(train.interactions.loc[train.interactions["user_id"] == "1", "item_id"])
+
+
+def test_scores_are_dot_products_and_match_score(rec):
+    top = rec.recommend(["5"], k=5)
+    direct = rec.score("5", top["item_id"].tolist())
+    assert np.allclose(direct["score"].to_numpy(), top["score"].to_numpy(), atol=1e-6)
+
+
+def test_candidates_restrict_ranking(rec):
+    cands = ["1", "50", "100", "181", "258"]
+    top = rec.recommend(["7", "8"], k=3, candidates=cands)
+    assert set(top["item_id"]) <= set(cands)
+    assert (top.groupby("user_id").size() <= 3).all()
+
+
+def test_unknown_user_points_to_add_users(rec):
+    with pytest.raises(UnknownIdError, match="add_users"):
+        rec.recommend(["no-such-user"], k=5)
+    with pytest.raises(UnknownIdError, match="add_items"):
+        rec.recommend(["1"], k=5, candidates=["no-such-item"])
+
+
+def test_evaluate_agrees_with_own_metrics_from_topk(rec, split):
+    _, test = split
+    m = rec.evaluate(test, k=(10, 20))
+    users = sorted(set(test.interactions["user_id"]))
+    top = rec.recommend(users, k=20)
+    mine = metrics_from_topk(top, test.interactions, k=(20,))
+    assert m["users_evaluated"] == len(users)
+    assert m["recall@20"] == pytest.approx(mine["recall@20"], abs=1e-6)
+    assert m["ndcg@20"] == pytest.approx(mine["ndcg@20"], abs=1e-6)
+    assert 0 < m["recall@20"] <= 1
+
+
+def test_save_load_round_trip_and_corruption(rec, tmp_path):
+    path = rec.save(tmp_path / "model")
+    loaded = kgrec.Recommender.load(path)
+    a = rec.recommend(["1", "2"], k=10)
+    b = loaded.recommend(["1", "2"], k=10)
+    pd.testing.assert_frame_equal(a, b)
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["kgrec_version"] == kgrec.__version__ and cfg["text_model"]
+    # corrupt weights -> clear error
+    (path / "weights.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ModelError, match="weights.pt: corrupt"):
+        kgrec.Recommender.load(path)
+    with pytest.raises(ModelError, match="no such model directory"):
+        kgrec.Recommender.load(tmp_path / "missing")
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(ModelError, match="config.json is missing"):
+        kgrec.Recommender.load(tmp_path / "notamodel")
+
+
+def test_interrupted_save_keeps_previous_model(rec, tmp_path, monkeypatch):
+    path = rec.save(tmp_path / "model")
+    before = (path / "weights.pt").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        rec.save(path)
+    assert (path / "weights.pt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"], "no temporary directory may remain"
+
+
+def test_explain_decomposes_the_score(rec):
+    top = rec.recommend(["1"], k=1)
+    item = top["item_id"].iloc[0]
+    ex = rec.explain("1", item, top=100000)
+    assert ex["weight"].sum() == pytest.approx(top["score"].iloc[0], abs=1e-4)
+    assert ex["weight"].is_monotonic_decreasing
+    assert {"similar_users", "item_itself"} <= set(ex["kind"])
+    assert isinstance(rec.reason("1", item), str)
+
+
+@pytest.fixture()
+def fresh(rec, tmp_path):
+    """An independent copy of the trained model (through save / load)."""
+    return kgrec.Recommender.load(rec.save(tmp_path / "copy"), progress=False)
+
+
+def test_add_items_cold_start_leaves_warm_ranking(rec, fresh, tmp_path):
+    before = rec.recommend(["1", "2", "3"], k=20)
+    new = pd.DataFrame({"item_id": ["new-1", "new-2"], "title": ["Space Robots (2030)", "Toy Story 7 (2031)"],
+                        "genres": ["Sci-Fi|Action", "Animation|Children's|Comedy"]})
+    r = fresh
+    r.add_items(new, attributes={"genres": "genre"})
+    assert r.added_items_ == ["new-1", "new-2"]
+    after = r.recommend(["1", "2", "3"], k=20)
+    warm_after = after[~after["item_id"].isin(["new-1", "new-2"])]
+    for u in ["1", "2", "3"]:
+        b = before[before["user_id"] == u]["item_id"].tolist()
+        a = warm_after[warm_after["user_id"] == u]["item_id"].tolist()
+        assert a == b[:len(a)], "warm items keep their order; only new items may enter"
+    # old scores unchanged bit for bit
+    s0 = rec.score("1", before["item_id"].tolist()[:5])["score"].to_numpy()
+    s1 = r.score("1", before["item_id"].tolist()[:5])["score"].to_numpy()
+    assert np.array_equal(s0, s1)
+    only_new = r.recommend(["1"], k=5, candidates=["new-1", "new-2"])
+    assert set(only_new["item_id"]) == {"new-1", "new-2"}
+    # the cold items' nearest warm items carry their genres: Animation for one, Sci-Fi/Action for the other
+    t = r.graph_.triples
+    genre_of = t[t["relation"] == "HAS_GENRE"].groupby("head")["tail"].agg(set)
+    warm = r.item_emb_[:len(rec.item_ids())]
+
+    def neighbours_with(item: str, genre: str) -> int:
+        sims = warm @ r.item_emb_[r.item_index_.get_loc(item)]
+        nearest = [rec.item_ids()[j] for j in torch.topk(sims, 20).indices.tolist()]
+        return sum(genre in genre_of.get(i, set()) for i in nearest)
+
+    assert neighbours_with("new-2", "genre:Animation") > neighbours_with("new-1", "genre:Animation")
+    assert neighbours_with("new-1", "genre:Sci-Fi") > neighbours_with("new-2", "genre:Sci-Fi")
+    # survives save / load
+    r.save(tmp_path / "m")
+    r2 = kgrec.Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(r2.score("1", ["new-1", "new-2"]), r.score("1", ["new-1", "new-2"]))
+
+
+def test_bad_cold_start_batch_adds_nothing(fresh):
+    r = fresh
+    n_items = len(r.item_ids())
+    bad = pd.DataFrame({"item_id": ["ok-1", "1"], "title": ["Fine", "Clash"]})
+    with pytest.raises(DataError, match="already exists"):
+        r.add_items(bad)
+    assert len(r.item_ids()) == n_items
+    assert "ok-1" not in set(r.graph_.items["item_id"])
+
+
+def test_add_users_with_attributes_and_clicks(fresh):
+    r = fresh
+    users = pd.DataFrame({"user_id": ["nu-1", "nu-2"], "occupation": ["writer", "programmer"]})
+    clicks = pd.DataFrame({"user_id": ["nu-1", "nu-1"], "item_id": ["50", "181"]})
+    r.add_users(users, interactions=clicks, attributes={"occupation": "occupation"})
+    top = r.recommend(["nu-1", "nu-2"], k=10)
+    assert top.groupby("user_id").size().to_dict() == {"nu-1": 10, "nu-2": 10}
+    assert not {"50", "181"} & set(top.loc[top["user_id"] == "nu-1", "item_id"]), "given clicks count as seen"
+    # a user who clicked Star Wars and Return of the Jedi is closer to Empire Strikes Back than a random film
+    s = r.score("nu-1", ["172", "1500"])["score"].to_numpy()
+    assert s[0] > s[1]
+
+
+def test_unfitted_recommender_says_fit_first():
+    with pytest.raises(ModelError, match="fit"):
+        kgrec.Recommender().recommend(["1"])
+    with pytest.raises(TypeError, match="unknown option"):
+        kgrec.Recommender(epochz=3)
