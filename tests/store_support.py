@@ -111,9 +111,11 @@ def assert_same_heterodata(read: KnowledgeGraph, source: KnowledgeGraph) -> None
 
 
 # ------------------------------------------------------------------ contract checks both stores pass
-def check_round_trip(store, kg: KnowledgeGraph) -> None:
-    """Write ``kg`` with its 384-d features, read it back: same graph, same HeteroData."""
-    store.write_graph(kg)
+def check_round_trip(store, kg: KnowledgeGraph, write: bool = True) -> None:
+    """Write ``kg`` with its 384-d features (unless already written), read it back: same graph,
+    same HeteroData."""
+    if write:
+        store.write_graph(kg)
     assert graph_counts(store.counts()) == source_counts(kg)
     back = store.read_graph()
     assert back.features is not None and set(back.features) == {"user", "item", "entity"}
@@ -130,19 +132,17 @@ def check_idempotent_and_replacing(store, kg: KnowledgeGraph) -> None:
     assert graph_counts(store.counts()) == source_counts(kg)
     recs = recommendations(kg, k=5, users=20)
     store.write_recommendations(recs, "m")
-    store.write_explanations(explanations(recs.head(10), kg), "m")
+    ex = explanations(recs.head(10), kg)  # some paths run through the last user
+    store.write_explanations(ex, "m")
 
-    keep_users = set(kg.users["user_id"].astype(str).tolist()[10:])
-    small = kg.with_interactions(kg.interactions[kg.interactions["user_id"].isin(keep_users)])
-    small.users = kg.users[kg.users["user_id"].isin(keep_users)].reset_index(drop=True)
-    small.triples = kg.triples[~((kg.triples["head_type"] == "user") & ~kg.triples["head"].isin(keep_users))] \
-        .reset_index(drop=True)
-    small.features = {**kg.features, "user": kg.features["user"][kg.users["user_id"].isin(keep_users).to_numpy()]}
+    small = subgraph(kg, len(kg.users) - 10)  # the last 10 users go
+    keep_users = set(small.users["user_id"].astype(str))
     store.write_graph(small)
     counts = store.counts()
     assert graph_counts(counts) == source_counts(small)
-    assert counts["recommendations"] == int(recs["user_id"].isin(keep_users).sum())
-    assert counts["explanations"] == 0  # the explained recommendations belonged to the removed users
+    assert counts["recommendations"] == int(recs["user_id"].isin(keep_users).sum()) == len(recs)
+    gone = (ex["node_type"] == "user") & ~ex["node_id"].isin(keep_users)
+    assert gone.any() and counts["explanations"] == int((~gone).sum())  # edges to removed nodes went with them
     assert_same_graph(store.read_graph(), small)
     store.write_graph(kg)
     assert graph_counts(store.counts()) == source_counts(kg)
@@ -206,10 +206,11 @@ def check_explanations(store, kg: KnowledgeGraph) -> None:
     assert int(got["n"].iloc[0]) == len(per_path)
 
 
-def check_read_only_queries(store, kg: KnowledgeGraph) -> None:
+def check_read_only_queries(store, kg: KnowledgeGraph, write: bool = True) -> None:
     """query() refuses every kind of write through the engine; parameters stay parameters."""
     from kgrec.errors import ReadOnlyQueryError, StoreError
-    store.write_graph(kg)
+    if write:
+        store.write_graph(kg)
     before = store.counts()
     writes = ["CREATE (:User {id: 'intruder'})",
               "MATCH (u:User {id: $u}) SET u.name = 'changed'",
@@ -244,3 +245,17 @@ def check_read_only_queries(store, kg: KnowledgeGraph) -> None:
                       "count(*) AS n", k="genre")
     assert rel["relation"].tolist() == ["HAS_GENRE"]
     assert int(rel["n"].iloc[0]) == int((kg.triples["relation"] == "HAS_GENRE").sum())
+
+
+def subgraph(kg: KnowledgeGraph, users: int) -> KnowledgeGraph:
+    """The first ``users`` users with their interactions and attribute edges; every item and
+    entity stays. Features follow the kept rows."""
+    keep = kg.users["user_id"].astype(str).head(users)
+    mask = kg.users["user_id"].isin(set(keep)).to_numpy()
+    small = kg.with_interactions(kg.interactions[kg.interactions["user_id"].isin(set(keep))])
+    small.users = kg.users[mask].reset_index(drop=True)
+    small.triples = kg.triples[(kg.triples["head_type"] != "user") | kg.triples["head"].isin(set(keep))] \
+        .reset_index(drop=True)
+    if kg.features:
+        small.features = {**kg.features, "user": kg.features["user"][mask]}
+    return small

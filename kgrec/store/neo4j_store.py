@@ -1,0 +1,397 @@
+"""The Neo4j graph store (Neo4j 5, through the official ``neo4j`` driver over Bolt).
+
+- Schema first: the uniqueness constraints and indexes of :func:`kgrec.graph_schema.neo4j_ddl`.
+- Writes are ``UNWIND`` batches (``batch_size`` rows, fewer when rows carry embeddings; each
+  column of a batch is one list parameter, which the Python driver packs ~3x faster than a list
+  of row maps),
+  each its own transaction run by the driver's retrying ``execute_write``, with ``MERGE`` on the
+  unique ``id`` of nodes and on the identity of edges, so a batch that is retried after a lost
+  connection does not duplicate anything.
+- Knowledge edges get the relation's name as their type (``HAS_GENRE``;
+  :func:`kgrec.graph_schema.relation_type`, only ``[A-Z0-9_]``; a name that would collide with
+  ``INTERACTED`` / ``RECOMMENDED`` / ``EXPLAINS`` becomes ``RELATED``) *and* a ``relation``
+  property, so ``MATCH (i:Item)-[r]->(e:Entity) RETURN r.relation`` reads the same on both stores.
+- ``write_graph`` is idempotent but, unlike the embedded store, not atomic: a graph is too big
+  for one transaction. An interrupted write (server stopped, connection lost) leaves part of the
+  new graph; running ``write_graph`` again completes it exactly (it first removes the graph's
+  edges, then merges nodes, removes nodes the graph lacks and merges edges).
+  ``write_recommendations`` / ``write_explanations`` replace a model's edges in one transaction
+  up to ``atomic_rows`` rows (200k by default), in batches above that.
+- ``query`` runs in a session with ``default_access_mode=READ`` through ``execute_read``: the
+  server itself refuses writes (``Neo.ClientError.Statement.AccessMode``).
+- Every value is a ``$parameter``; only labels and relationship types from the schema (or
+  ``relation_type``'s sanitised names) are ever part of the Cypher text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ReadOnlyQueryError, StoreError
+from ..graph_schema import neo4j_ddl, relation_type
+from ..knowledge_graph import KnowledgeGraph
+from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, NODE_TABLES, RESERVED_TYPES, GraphStore, assemble_graph,
+                   check_known_ids, explanation_table, explains_targets, frame_from_records, graph_tables,
+                   knowledge_pairs, recommendation_table)
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_BATCH = 10_000
+EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
+_SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+#: a batch of edges arrives as one list parameter per column; row k of the batch is $column[k]
+ROWS = "UNWIND range(0, size($from) - 1) AS k"
+
+
+def neo4j_type(relation: str) -> str:
+    """The Neo4j relationship type of a knowledge edge with source relation ``relation``."""
+    name = relation_type(relation)
+    return "RELATED" if name in RESERVED_TYPES else name
+
+
+def _safe(name: str) -> str:
+    """A label or relationship type that may be written into Cypher text (defence in depth)."""
+    if not _SAFE_NAME.match(name):
+        raise StoreError(f"refusing to put '{name}' into Cypher text: labels and types must match "
+                         f"{_SAFE_NAME.pattern}")
+    return name
+
+
+def _neo4j() -> Any:
+    try:
+        import neo4j
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise StoreError("the Neo4j store needs the 'neo4j' driver: pip install neo4j") from exc
+    return neo4j
+
+
+def _plain(value: Any) -> Any:
+    """Driver values as plain Python: nodes and relationships become dicts of their properties
+    plus ``_label`` (as the embedded store returns them), paths ``{"_nodes", "_rels"}``."""
+    from neo4j.graph import Node, Path, Relationship
+    if isinstance(value, Node):
+        return {"_label": next(iter(value.labels), None), **dict(value)}
+    if isinstance(value, Relationship):
+        return {"_label": value.type, **dict(value)}
+    if isinstance(value, Path):
+        return {"_nodes": [_plain(n) for n in value.nodes], "_rels": [_plain(r) for r in value.relationships]}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class Neo4jStore(GraphStore):
+    """A graph store on a Neo4j 5 server. See the module docstring for guarantees.
+
+    ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
+    retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
+    number of rows per ``UNWIND`` transaction.
+    """
+
+    def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
+                 database: str | None = None, timeout: float | None = None, read_only: bool = False,
+                 batch_size: int = DEFAULT_BATCH, max_retry_time: float = 30.0, atomic_rows: int = 200_000) -> None:
+        neo4j = _neo4j()
+        self.uri = uri
+        self.read_only = read_only
+        self.database = database
+        self.batch_size = int(batch_size)
+        self.atomic_rows = int(atomic_rows)
+        self._lock = threading.RLock()
+        self._schema_ready = False
+        user = user if user is not None else os.environ.get("NEO4J_USER")
+        password = password if password is not None else os.environ.get("NEO4J_PASSWORD")
+        auth = None if user is None and password is None else neo4j.basic_auth(user or "neo4j", password or "")
+        timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        try:
+            self._driver = neo4j.GraphDatabase.driver(
+                uri, auth=auth, connection_timeout=timeout, connection_acquisition_timeout=timeout + 5,
+                max_transaction_retry_time=max_retry_time, liveness_check_timeout=30.0)
+        except (neo4j.exceptions.ConfigurationError, ValueError) as exc:
+            raise StoreError(f"{uri}: not a usable Neo4j URI ({exc}). Fix: use bolt://host:7687 or "
+                             "neo4j://host:7687") from None
+        try:
+            self._driver.verify_connectivity()
+            if database:  # a wrong database name only shows when a session uses it
+                self._driver.execute_query("RETURN 1", database_=database, routing_="r")
+        except neo4j.exceptions.AuthError as exc:
+            self._driver.close()
+            raise StoreError(f"{uri}: Neo4j refused the credentials ({exc.message}). Fix: pass user= and "
+                             "password= or set NEO4J_USER / NEO4J_PASSWORD") from None
+        except neo4j.exceptions.ClientError as exc:  # e.g. the database does not exist
+            self._driver.close()
+            raise StoreError(f"{uri}: Neo4j refused the connection: {exc.code}: {exc.message}. Fix: check "
+                             "database= (SHOW DATABASES lists them)") from None
+        except Exception as exc:  # ServiceUnavailable, DNS errors, TLS errors, timeouts...
+            self._driver.close()
+            raise StoreError(f"{uri}: cannot reach a Neo4j server ({type(exc).__name__}: {exc}). Fix: start "
+                             "the server or correct the host and port (Bolt listens on 7687 by default)") from None
+        self._closed = False
+
+    # ---------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        with self._lock:
+            if not getattr(self, "_closed", True):
+                self._driver.close()
+            self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.uri}: the store is closed. Fix: open it again with kgrec.open_store")
+
+    def _session(self, read: bool = False) -> Any:
+        neo4j = _neo4j()
+        mode = neo4j.READ_ACCESS if read else neo4j.WRITE_ACCESS
+        if self.database:
+            return self._driver.session(database=self.database, default_access_mode=mode)
+        return self._driver.session(default_access_mode=mode)
+
+    def _run_write(self, work: Callable[[Any], Any], what: str) -> Any:
+        """Run ``work(tx)`` in one retried write transaction; connection loss -> StoreError."""
+        neo4j = _neo4j()
+        try:
+            with self._session() as session:
+                return session.execute_write(work)
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired, OSError) as exc:
+            raise StoreError(f"{self.uri}: lost the Neo4j server while {what} ({type(exc).__name__}: {exc}). "
+                             "What was committed stays. Fix: when the server is back, run the same write again "
+                             "(writes are idempotent)") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"{self.uri}: Neo4j refused {what}: {exc.code}: {exc.message}") from None
+
+    def _run_read(self, work: Callable[[Any], Any], what: str) -> Any:
+        neo4j = _neo4j()
+        try:
+            with self._session(read=True) as session:
+                return session.execute_read(work)
+        except neo4j.exceptions.ClientError as exc:
+            if exc.code == "Neo.ClientError.Statement.AccessMode":
+                raise ReadOnlyQueryError(f"{self.uri}: query() is read-only and the server refused a write "
+                                         f"({exc.message}). Fix: write through write_graph / write_recommendations, "
+                                         "or inspect with MATCH ... RETURN") from None
+            raise StoreError(f"{self.uri}: {what} failed: {exc.code}: {exc.message}") from None
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired, OSError) as exc:
+            raise StoreError(f"{self.uri}: lost the Neo4j server while {what} ({type(exc).__name__}: {exc}). "
+                             "Fix: check that the server is up") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"{self.uri}: {what} failed: {exc.code}: {exc.message}") from None
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        for stmt in neo4j_ddl():
+            self._run_write(lambda tx, s=stmt: tx.run(s).consume(), "creating constraints and indexes")
+        self._schema_ready = True
+
+    def _batches(self, rows: list[Any], size: int) -> Iterator[list[Any]]:
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
+
+    def _write_columns(self, cypher: str, table: pa.Table, what: str, size: int | None = None) -> None:
+        """Run ``cypher`` once per slice of ``table``, the slice's columns passed as list parameters
+        named after the columns (``$from``, ``$to``...): the query reads row ``k`` as ``$from[k]``.
+        Columns pack several times faster than a list of row maps in the Python driver."""
+        size = size or self.batch_size
+        for start in range(0, table.num_rows, size):
+            part = table.slice(start, size)
+            params = {name: part.column(name).to_pylist() for name in part.column_names}
+            self._run_write(lambda tx, p=params: tx.run(cypher, p).consume(), what)
+
+    def _delete_all(self, match: str, what: str, **params: Any) -> int:
+        """Delete the relationships ``r`` (or nodes ``n``) that ``match`` finds, a batch per transaction."""
+        var = "r" if "[r" in match else "n"
+        verb = "DELETE" if var == "r" else "DETACH DELETE"
+        cypher = f"{match} WITH {var} LIMIT $limit {verb} {var} RETURN count(*) AS n"
+        total = 0
+        while True:
+            n = self._run_write(lambda tx: tx.run(cypher, limit=self.batch_size, **params).single()["n"], what)
+            total += n
+            if n < self.batch_size:
+                return total
+
+    def _knowledge_types(self) -> list[str]:
+        types = self._run_read(lambda tx: [r[0] for r in tx.run(
+            "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType")], "listing relationship types")
+        return [t for t in types if t not in RESERVED_TYPES and _SAFE_NAME.match(t)]
+
+    def _ids(self, label: str) -> set[str]:
+        cypher = f"MATCH (n:{_safe(label)}) RETURN n.id AS id"
+        return set(self._run_read(lambda tx: [r[0] for r in tx.run(cypher)], f"reading {label} ids"))
+
+    # ---------------------------------------------------------------- writing
+    def write_graph(self, kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) -> dict[str, int]:
+        self._check_writable()
+        tables = graph_tables(kg, features)
+        with self._lock:
+            self._check_open()
+            self._ensure_schema()
+            # 1. the graph's edges go (recommendations and explanations stay)
+            self._delete_all("MATCH ()-[r:INTERACTED]->()", "removing old interactions")
+            for t in self._knowledge_types():
+                self._delete_all(f"MATCH ()-[r:{t}]->() WHERE r.relation IS NOT NULL", "removing old knowledge edges")
+            # 2. nodes are merged on their id, 3. nodes the graph lacks go (with their edges)
+            for label, table in tables.nodes.items():
+                self._write_nodes(label, table)
+                stale = sorted(self._ids(label) - set(table.column("id").to_pylist()))
+                for batch in self._batches(stale, self.batch_size):
+                    self._run_write(lambda tx, b=batch: tx.run(
+                        f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=b).consume(),
+                        f"removing {label} nodes that the graph no longer has")
+            # 4. edges are merged between existing nodes
+            self._write_columns(
+                f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
+                "MERGE (u)-[r:INTERACTED]->(i) SET r.rating = $rating[k], r.weight = $weight[k], "
+                "r.timestamp = $timestamp[k]", tables.interactions, "writing interactions")
+            for (head, tail), table in tables.knowledge.items():
+                types = np.array([neo4j_type(r) for r in table.column("relation").to_pylist()], dtype=object)
+                for t in sorted(set(types.tolist())):
+                    self._write_columns(
+                        f"{ROWS} MATCH (h:{_safe(head)} {{id: $from[k]}}) MATCH (t:{_safe(tail)} {{id: $to[k]}}) "
+                        f"MERGE (h)-[r:{_safe(t)} {{relation: $relation[k]}}]->(t)",
+                        table.filter(pa.array(types == t)), f"writing {t} edges")
+        return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+
+    def _write_nodes(self, label: str, table: pa.Table) -> None:
+        props = [c for c in table.column_names if c != "id"]
+        sets = ", ".join(f"n.{p} = ${p}[k]" for p in props)
+        cypher = f"UNWIND range(0, size($id) - 1) AS k MERGE (n:{_safe(label)} {{id: $id[k]}}) SET {sets}"
+        emb = table.column("embedding")
+        dim = 0
+        if emb.null_count < len(emb):
+            import pyarrow.compute as pc
+            dim = int(pc.max(pc.list_value_length(emb)).as_py() or 0)
+        size = self.batch_size if dim == 0 else max(100, min(self.batch_size, EMBEDDING_FLOATS_PER_BATCH // dim))
+        self._write_columns(cypher, table, f"writing {label} nodes", size)
+
+    def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, pa.Table]], what: str) -> None:
+        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(cypher, table)] in one transaction
+        (in batches when there are more than ``atomic_rows`` rows)."""
+        delete = f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model DELETE r"
+        total = sum(t.num_rows for _, t in groups)
+        if total <= self.atomic_rows:
+            def work(tx: Any) -> None:
+                tx.run(delete, model=model_id).consume()
+                for cypher, table in groups:
+                    for start in range(0, table.num_rows, self.batch_size):
+                        part = table.slice(start, self.batch_size)
+                        tx.run(cypher, {n: part.column(n).to_pylist() for n in part.column_names}).consume()
+            self._run_write(work, what)
+            return
+        self._delete_all(f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
+        for cypher, table in groups:
+            self._write_columns(cypher, table, what)
+
+    def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
+        self._check_writable()
+        table = recommendation_table(df, model_id)
+        with self._lock:
+            self._check_open()
+            self._ensure_schema()
+            check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
+            check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
+            cypher = (f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
+                      "MERGE (u)-[r:RECOMMENDED {model: $model[k]}]->(i) SET r.score = $score[k], r.rank = $rank[k]")
+            self._replace_model_edges("RECOMMENDED", model_id, [(cypher, table)],
+                                      f"writing recommendations of model '{model_id}'")
+        return table.num_rows
+
+    def write_explanations(self, df: pd.DataFrame, model_id: str) -> int:
+        self._check_writable()
+        table = explanation_table(df, model_id)
+        with self._lock:
+            self._check_open()
+            self._ensure_schema()
+            check_known_ids(table.column("from"), self._ids("User"), "user", "write_explanations", self.uri)
+            check_known_ids(table.column("item"), self._ids("Item"), "item", "write_explanations", self.uri)
+            labels = table.column("to_label").to_numpy(zero_copy_only=False)
+            groups = []
+            for label in explains_targets():
+                part = table.filter(pa.array(labels == label)).drop(["to_label"])
+                if not part.num_rows:
+                    continue
+                check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
+                                "write_explanations (path nodes)", self.uri)
+                groups.append((f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{_safe(label)} {{id: $to[k]}}) "
+                               "MERGE (u)-[x:EXPLAINS {model: $model[k], item: $item[k], path: $path[k]}]->(n) "
+                               "SET x.weight = $weight[k], x.rank = $rank[k]", part))
+            self._replace_model_edges("EXPLAINS", model_id, groups, f"writing explanations of model '{model_id}'")
+        return table.num_rows
+
+    # ---------------------------------------------------------------- reading
+    def read_graph(self) -> KnowledgeGraph:
+        with self._lock:
+            self._check_open()
+
+            def work(tx: Any) -> tuple[dict[str, pa.Table], pd.DataFrame, pd.DataFrame]:
+                nodes = {}
+                for nt, (label, _, _) in NODE_TABLES.items():
+                    kind = "n.kind AS kind, " if nt == "entity" else ""
+                    res = tx.run(f"MATCH (n:{_safe(label)}) RETURN n.id AS id, {kind}n.name AS name, n.text AS text, "
+                                 "n.embedding AS embedding")
+                    cols = list(zip(*res.values())) or [[] for _ in res.keys()]
+                    data = dict(zip(res.keys(), cols))
+                    nodes[label] = pa.table({k: (pa.array(list(v), type=EMBEDDING_TYPE) if k == "embedding"
+                                                 else pa.array(list(v), type=pa.string())) for k, v in data.items()})
+                res = tx.run("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS user_id, i.id AS item_id, "
+                             "r.rating AS rating, r.weight AS weight, r.timestamp AS timestamp")
+                inter = frame_from_records(list(res.keys()), res.values())
+                parts = []
+                for head, tail in knowledge_pairs():
+                    res = tx.run(f"MATCH (h:{_safe(head)})-[r]->(t:{_safe(tail)}) WHERE r.relation IS NOT NULL AND "
+                                 "NOT type(r) IN $reserved RETURN h.id AS head, r.relation AS relation, t.id AS tail",
+                                 reserved=list(RESERVED_TYPES))
+                    df = frame_from_records(list(res.keys()), res.values())
+                    if len(df):
+                        parts.append(df.assign(head_type=LABEL_TO_TYPE[head], tail_type=LABEL_TO_TYPE[tail]))
+                triples = (pd.concat(parts, ignore_index=True) if parts else
+                           pd.DataFrame(columns=["head_type", "head", "relation", "tail_type", "tail"]))
+                return nodes, inter, triples
+
+            nodes, inter, triples = self._run_read(work, "reading the graph")
+        return assemble_graph(nodes, inter, triples, name=self.uri)
+
+    def query(self, cypher: str, **params: Any) -> pd.DataFrame:
+        with self._lock:
+            self._check_open()
+
+            def work(tx: Any) -> pd.DataFrame:
+                res = tx.run(cypher, params)
+                keys = list(res.keys())
+                return frame_from_records(keys, [[_plain(v) for v in row] for row in res.values()])
+
+            return self._run_read(work, "query")
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            self._check_open()
+            types = self._knowledge_types()
+
+            def work(tx: Any) -> dict[str, int]:
+                one = lambda q, **p: int(tx.run(q, p).single()[0])  # noqa: E731
+                out = {"users": one("MATCH (n:User) RETURN count(n)"),
+                       "items": one("MATCH (n:Item) RETURN count(n)"),
+                       "entities": one("MATCH (n:Entity) RETURN count(n)"),
+                       "interactions": one("MATCH ()-[r:INTERACTED]->() RETURN count(r)"),
+                       "knowledge_edges": sum(one(f"MATCH ()-[r:{t}]->() WHERE r.relation IS NOT NULL RETURN count(r)")
+                                              for t in types),
+                       "recommendations": one("MATCH ()-[r:RECOMMENDED]->() RETURN count(r)"),
+                       "explanations": one("MATCH ()-[r:EXPLAINS]->() RETURN count(r)")}
+                return out
+
+            return self._run_read(work, "counting")
+
+
+__all__ = ["Neo4jStore", "neo4j_type"]
