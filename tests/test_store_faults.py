@@ -4,6 +4,7 @@ Neo4j, and a Neo4j server stopped and restarted in the middle of a publish."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -120,3 +121,57 @@ def test_second_writer_process_gets_the_holders_pid(tmp_path: Path) -> None:
         proc.wait(10)
     with kgrec.open_store(path, timeout=10) as store:  # the lock died with its process
         assert store.counts()["users"] == 0
+
+
+# ------------------------------------------------------------------ Neo4j
+def test_neo4j_unreachable_names_the_uri_within_seconds() -> None:
+    from neo4j_server import free_port
+    port = free_port()  # nothing listens there
+    for uri in (f"bolt://127.0.0.1:{port}", f"neo4j://127.0.0.1:{port}"):
+        start = time.monotonic()
+        with pytest.raises(StoreError, match=re.escape(uri)) as info:
+            kgrec.open_store(uri)
+        assert time.monotonic() - start < 10, f"{uri}: took {time.monotonic() - start:.1f} s"
+        assert "cannot reach" in str(info.value)
+    start = time.monotonic()  # a host that never answers: bounded by timeout=
+    with pytest.raises(StoreError, match=r"bolt://10\.255\.255\.1:7687"):
+        kgrec.open_store("bolt://10.255.255.1:7687", timeout=2)
+    assert time.monotonic() - start < 10
+
+
+def test_neo4j_server_restarted_mid_publish_then_republish_is_clean(neo4j_private_server, ml100k_dir: Path) -> None:
+    import threading
+
+    server = neo4j_private_server
+    kg = sup.subgraph(sup.ml100k(ml100k_dir), 400)
+    kg.features = {k: v[:, :16].copy() for k, v in kg.features.items()}
+    failures: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            with kgrec.open_store(server.uri, max_retry_time=3.0, batch_size=2000) as store:
+                store.write_graph(kg)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    with kgrec.open_store(server.uri) as watcher:  # wait until interactions are being written
+        deadline = time.monotonic() + 120
+        while watcher.counts()["interactions"] == 0:
+            assert thread.is_alive(), f"publish ended before the interactions: {failures}"
+            assert time.monotonic() < deadline, "publish never reached the interactions"
+            time.sleep(0.2)
+    server.stop()
+    thread.join(90)
+    assert not thread.is_alive(), "publish hangs after the server went away"
+    assert len(failures) == 1 and isinstance(failures[0], StoreError), failures
+    assert server.uri in str(failures[0]) and "run the same write again" in str(failures[0])
+
+    server.start()  # same port, same store
+    with kgrec.open_store(server.uri) as store:
+        partial = sup.graph_counts(store.counts())
+        assert partial != sup.source_counts(kg), "the stop came too late to interrupt anything"
+        store.write_graph(kg)  # publish again
+        assert sup.graph_counts(store.counts()) == sup.source_counts(kg)
+        sup.assert_same_graph(store.read_graph(), kg)
