@@ -39,20 +39,36 @@ TriplesOpt = Annotated[Optional[Path], typer.Option("--triples", help="Generic t
 ItemTextOpt = Annotated[Optional[str], typer.Option("--item-text", help="Comma-separated item columns that form the item's text, e.g. title,genres.")]
 UserColOpt = Annotated[str, typer.Option("--user-col", help="User id column of the interactions/users tables.")]
 ItemColOpt = Annotated[str, typer.Option("--item-col", help="Item id column of the interactions/items tables.")]
+AttrOpt = Annotated[Optional[str], typer.Option("--attributes", help="Columns that become attribute nodes, as "
+                                                 "column=kind pairs: genres=genre,director=person. Cells may hold several values split by |.")]
 StoreOpt = Annotated[str, typer.Option("--store", help="Graph store: a file path (embedded) or bolt://host:7687 (Neo4j).")]
+
+
+def _attributes(spec: str | None) -> dict[str, str] | None:
+    """``genres=genre,tags`` -> ``{"genres": "genre", "tags": "tags"}``."""
+    if not spec:
+        return None
+    out = {}
+    for part in spec.split(","):
+        col, _, kind = part.strip().partition("=")
+        if not col:
+            raise KgrecError(f"--attributes '{spec}' has an empty column name. Fix: write e.g. genres=genre")
+        out[col] = kind.strip() or col
+    return out
 
 
 def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | None = None, items: Path | None = None,
           users: Path | None = None, triples: Path | None = None, item_text: str | None = None,
-          user_col: str = "user_id", item_col: str = "item_id"):
+          user_col: str = "user_id", item_col: str = "item_id", attributes: str | None = None):
     from .datasets import load_dataset
 
+    options = {"user_col": user_col, "item_col": item_col, "item_attributes": _attributes(attributes)} \
+        if interactions else {}
     with console.status("loading data"):
         return load_dataset(data, kg_dir=kg_dir, interactions=str(interactions) if interactions else None,
                             items=str(items) if items else None, users=str(users) if users else None,
                             triples=str(triples) if triples else None,
-                            item_text=item_text.split(",") if item_text else None,
-                            **({"user_col": user_col, "item_col": item_col} if interactions else {}))
+                            item_text=item_text.split(",") if item_text else None, **options)
 
 
 def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
@@ -130,7 +146,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
-    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
+    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
     test: Annotated[float, typer.Option(help="Fraction held out for `kgrec evaluate` (0 trains on everything).")] = 0.2,
     split: Annotated[str, typer.Option(help="random, temporal, cold_items or cold_users.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
@@ -140,7 +156,7 @@ def train(
     `kgrec evaluate MODEL` scores exactly it."""
     from .recommender import Recommender
 
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col)
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
     train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
     rec = Recommender(seed=seed, **({"epochs": epochs} if epochs else {})).fit(train_kg)
     if test_kg is not None:
@@ -257,6 +273,9 @@ def cold_start(
     users: UsersOpt = None,
     interactions: InterOpt = None,
     item_text: ItemTextOpt = None,
+    attributes: AttrOpt = None,
+    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
+    update: Annotated[bool, typer.Option(help="Replace items/users whose ids already exist instead of refusing.")] = False,
     k: Annotated[int, typer.Option(help="Items per user.")] = 20,
     store: Annotated[Optional[str], typer.Option(help="Also publish the new nodes and recommendations here.")] = None,
     save: Annotated[bool, typer.Option(help="Save the model with the new nodes added.")] = False,
@@ -272,12 +291,16 @@ def cold_start(
     rec = Recommender.load(model)
     frames = []
     if items is not None:
-        added = rec.add_items(items=items, triples=triples, item_text=item_text.split(",") if item_text else None)
-        new_ids = added.added_items_
+        with console.status(f"embedding new items from {items}"):
+            rec.add_items(items=items, triples=triples, item_text=item_text.split(",") if item_text else None,
+                          attributes=_attributes(attributes), item_col=item_col, update=update)
+        new_ids = rec.added_items_
         frames.append(rec.recommend(rec.user_ids(), k=k, candidates=new_ids))
         console.print(f"added {len(new_ids)} items")
     if users is not None:
-        rec.add_users(users=users, interactions=interactions)
+        with console.status(f"embedding new users from {users}"):
+            rec.add_users(users=users, interactions=interactions, attributes=_attributes(attributes),
+                          user_col=user_col, update=update)
         new_users = rec.added_users_
         frames.append(rec.recommend(new_users, k=k))
         console.print(f"added {len(new_users)} users")
@@ -299,10 +322,10 @@ def cold_start(
 def summary(
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
-    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
+    user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
 ) -> None:
     """Load a data set and print its counts (nodes, edges, density, cold nodes, input policies)."""
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col)
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
     console.print(str(kg.summary()))
 
 
@@ -334,6 +357,10 @@ def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("KGREC_DEBUG") == "1"
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
+    if not debug:  # library deprecation notices are not the user's business
+        import warnings
+
+        warnings.simplefilter("ignore")
     try:
         app(standalone_mode=False)
     except typer.Exit as exc:
@@ -347,12 +374,10 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's (or typer's own click's) usage errors
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if exc.__class__.__name__ == "Abort":
             sys.exit(1)
         if debug:
             raise

@@ -1,0 +1,135 @@
+"""The kgrec command line, run as a user runs it (a subprocess): the main jobs on real data,
+and bad input that must end in one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from model_fixtures import small_movielens
+
+
+def kgrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "kgrec", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=900)
+
+
+def one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
+    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tables(ml100k_dir, tmp_path_factory) -> dict[str, Path]:
+    """Real ML-100K (first 300 users) as generic CSV tables with the user's own column names."""
+    kg = small_movielens(ml100k_dir)
+    d = tmp_path_factory.mktemp("tables")
+    kg.interactions.rename(columns={"user_id": "uid", "item_id": "movie"})[["uid", "movie", "rating", "timestamp"]] \
+        .to_csv(d / "ratings.csv", index=False)
+    genres = kg.triples[kg.triples["relation"] == "HAS_GENRE"].groupby("head")["tail"].agg(
+        lambda s: "|".join(x.split(":", 1)[1] for x in s))
+    items = kg.items[["item_id", "name"]].rename(columns={"item_id": "movie", "name": "title"})
+    items["genres"] = items["movie"].map(genres).fillna("")
+    items.to_csv(d / "movies.csv", index=False)
+    pd.DataFrame({"movie": ["new-1", "new-2"], "title": ["Space Robots (2030)", "Toy Story 7 (2031)"],
+                  "genres": ["Sci-Fi|Action", "Animation|Comedy"]}).to_csv(d / "new_items.csv", index=False)
+    return {"dir": d, "ratings": d / "ratings.csv", "movies": d / "movies.csv", "new_items": d / "new_items.csv"}
+
+
+@pytest.fixture(scope="module")
+def model(tables) -> Path:
+    out = tables["dir"] / "model"
+    res = kgrec("train", "--out", out, "--interactions", tables["ratings"], "--items", tables["movies"],
+                "--item-text", "title,genres", "--user-col", "uid", "--item-col", "movie", "--epochs", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "recall@20" in res.stdout
+    return out
+
+
+def test_help_teaches():
+    res = kgrec("--help")
+    assert res.returncode == 0
+    for cmd in ("quickstart", "train", "evaluate", "recommend", "publish", "explain", "cypher", "cold-start"):
+        assert cmd in res.stdout
+    res = kgrec("train", "--help")
+    assert "--interactions" in res.stdout and "--item-text" in res.stdout
+
+
+def test_summary_of_a_builtin_data_set(ml100k_dir):
+    res = kgrec("summary", "--data", ml100k_dir)
+    assert res.returncode == 0, res.stderr
+    assert "943" in res.stdout and "1,682" in res.stdout and "100,000" in res.stdout
+
+
+def test_recommend_explain_evaluate(model, tmp_path):
+    out = tmp_path / "recs.csv"
+    res = kgrec("recommend", model, "--users", "1,2", "--k", "5", "--out", out)
+    assert res.returncode == 0, res.stderr
+    recs = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"] and len(recs) == 10
+    res = kgrec("explain", model, "1", recs["item_id"].iloc[0])
+    assert res.returncode == 0, res.stderr
+    assert "similar_users" in res.stdout or "shared_attribute" in res.stdout
+    res = kgrec("evaluate", model)
+    assert res.returncode == 0, res.stderr
+    assert "recall@20" in res.stdout
+
+
+def test_publish_then_cypher(model, tmp_path):
+    store = tmp_path / "kgrec.db"
+    res = kgrec("publish", model, "--store", store, "--k", "10", "--explanations", "2")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "q.csv"
+    res = kgrec("cypher", "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) WHERE u.id = $u RETURN i.id AS item, r.score AS score "
+                "ORDER BY r.score DESC", "--store", store, "-p", "u=1", "--out", out)
+    assert res.returncode == 0, res.stderr
+    q = pd.read_csv(out)
+    assert len(q) == 10 and q["score"].is_monotonic_decreasing
+    res = kgrec("cypher", "MATCH (u:User {id: '1'})-[e:EXPLAINS]->(n) RETURN e.item AS item, e.path AS path",
+                "--store", store)
+    assert res.returncode == 0 and "->" in res.stdout
+    # writes are refused by the store itself
+    one_line_error(kgrec("cypher", "CREATE (n:User {id: 'x'})", "--store", store), "error:")
+
+
+def test_cold_start_command(model, tables, tmp_path):
+    out = tmp_path / "cold.csv"
+    res = kgrec("cold-start", model, "--items", tables["new_items"], "--item-col", "movie", "--k", "2",
+                "--out", out)
+    assert res.returncode == 0, res.stderr
+    recs = pd.read_csv(out, dtype=str)
+    assert set(recs["item_id"]) == {"new-1", "new-2"}
+    assert recs["user_id"].nunique() == 300
+
+
+@pytest.mark.parametrize("make_args,needles", [
+    (lambda d, m: ["train", "--out", d / "x", "--interactions", d / "missing.csv"], ["missing.csv", "file not found"]),
+    (lambda d, m: ["train", "--out", d / "x", "--interactions", d / "semicolon.csv"], ["semicolon.csv", "sep"]),
+    (lambda d, m: ["train", "--out", d / "x", "--interactions", d / "badrating.csv"], ["badrating.csv row 3", "rating"]),
+    (lambda d, m: ["recommend", m, "--users", "nobody"], ["nobody", "add_users"]),
+    (lambda d, m: ["recommend", d / "not-a-model", "--users", "1"], ["no such model directory"]),
+    (lambda d, m: ["cypher", "MATCH (n) RETURN n", "--store", d / "nope.db"], ["does not exist"]),
+    (lambda d, m: ["cold-start", m, "--out", d / "o.csv"], ["nothing to add"]),
+    (lambda d, m: ["summary", "--data", d / "empty-dir"], ["no known data set format"]),
+])
+def test_bad_input_is_one_line_and_exit_2(model, tmp_path, make_args, needles):
+    (tmp_path / "semicolon.csv").write_text("user_id;item_id\n1;2\n")
+    (tmp_path / "badrating.csv").write_text("user_id,item_id,rating\n1,2,5\n1,3,five\n")
+    (tmp_path / "empty-dir").mkdir()
+    one_line_error(kgrec(*make_args(tmp_path, model)), *needles)
+
+
+def test_usage_error_exits_2():
+    res = kgrec("recommend")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
