@@ -246,7 +246,8 @@ def explanation_table(df: pd.DataFrame, model_id: str) -> pa.Table:
     ``df`` has one row per (recommendation, path node): ``user_id``, ``item_id``, ``rank``, ``path``
     (the path as text), ``weight`` and the node on the path as ``node_type`` (user / item /
     entity) and ``node_id``. Without ``node_type``/``node_id`` (or where they are empty) the row
-    stands for the whole path and points at the recommended item."""
+    stands for the whole path and points at the recommended item. A node listed twice for the same
+    (user, item, path) is kept once."""
     model_id = check_model_id(model_id)
     src = f"explanations of model '{model_id}'"
     missing = [c for c in EXPLANATION_COLUMNS if c not in df.columns]
@@ -283,11 +284,14 @@ def explanation_table(df: pd.DataFrame, model_id: str) -> pa.Table:
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(src, row, f"an explanation cannot point at a {labels.iloc[row]} node (schema allows "
                         f"{allowed})", "name a node of an allowed type")
-    return pa.table({"from": pa.array(users, pa.string()), "to": pa.array(node_id.astype(str).tolist(), pa.string()),
-                     "to_label": pa.array(labels.tolist(), pa.string()),
+    table = pa.table({"from": pa.array(users, pa.string()), "to": pa.array(node_id.astype(str).tolist(), pa.string()),
+                      "to_label": pa.array(labels.tolist(), pa.string()),
                      "model": pa.array([model_id] * len(df), pa.string()),
-                     "item": pa.array(items, pa.string()), "path": pa.array(paths.astype(str).tolist(), pa.string()),
-                     "weight": pa.array(weight, pa.float64()), "rank": pa.array(rank, pa.int64())})
+                      "item": pa.array(items, pa.string()), "path": pa.array(paths.astype(str).tolist(), pa.string()),
+                      "weight": pa.array(weight, pa.float64()), "rank": pa.array(rank, pa.int64())})
+    # a node met twice on one path is one edge: (user, node, item, path) identifies an EXPLAINS edge
+    first = ~table.select(["from", "to", "to_label", "item", "path"]).to_pandas().duplicated().to_numpy()
+    return table if first.all() else table.filter(pa.array(first))
 
 
 def check_model_id(model_id: str) -> str:

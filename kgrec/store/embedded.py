@@ -264,11 +264,11 @@ class EmbeddedStore(GraphStore):
         outer = self._conn
         self._conn = conn  # _exec / _copy / _transaction work on the build file
         try:
+            # one transaction: if this process dies here the build file is discarded, so the
+            # checkpoint hazard of DDL + COPY in one transaction does not apply to it
             with self._transaction():
                 for stmt in ladybug_ddl():
                     self._exec(stmt)
-            self._exec("CHECKPOINT")
-            with self._transaction():
                 for label in ("User", "Item", "Entity"):
                     self._copy(label, tables.nodes[label])
                 self._copy("INTERACTED", tables.interactions)
