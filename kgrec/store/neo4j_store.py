@@ -3,10 +3,10 @@
 - Schema first: the uniqueness constraints and indexes of :func:`kgrec.graph_schema.neo4j_ddl`.
 - Writes are ``UNWIND`` batches (``batch_size`` rows, fewer when rows carry embeddings; each
   column of a batch is one list parameter, which the Python driver packs ~3x faster than a list
-  of row maps),
-  each its own transaction run by the driver's retrying ``execute_write``, with ``MERGE`` on the
-  unique ``id`` of nodes and on the identity of edges, so a batch that is retried after a lost
-  connection does not duplicate anything.
+  of row maps), each its own transaction run by the driver's retrying ``execute_write``. Nodes
+  are ``MERGE``d on their unique ``id``. ``write_graph`` first removes the graph's edges, then
+  ``CREATE``s them; a batch that the driver retries (its first attempt may have committed
+  before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated.
 - Knowledge edges get the relation's name as their type (``HAS_GENRE``;
   :func:`kgrec.graph_schema.relation_type`, only ``[A-Z0-9_]``; a name that would collide with
   ``INTERACTED`` / ``RECOMMENDED`` / ``EXPLAINS`` becomes ``RELATED``) *and* a ``relation``
@@ -204,15 +204,26 @@ class Neo4jStore(GraphStore):
         for start in range(0, len(rows), size):
             yield rows[start:start + size]
 
-    def _write_columns(self, cypher: str, table: pa.Table, what: str, size: int | None = None) -> None:
+    def _write_columns(self, cypher: str, table: pa.Table, what: str, size: int | None = None,
+                       retry_cypher: str | None = None) -> None:
         """Run ``cypher`` once per slice of ``table``, the slice's columns passed as list parameters
         named after the columns (``$from``, ``$to``...): the query reads row ``k`` as ``$from[k]``.
-        Columns pack several times faster than a list of row maps in the Python driver."""
+        Columns pack several times faster than a list of row maps in the Python driver.
+
+        ``retry_cypher`` is what a retried slice runs instead (the driver retries a transaction
+        whose outcome it could not see, which may have committed): a ``MERGE`` twin of a
+        ``CREATE`` query, so that a retry never duplicates an edge."""
         size = size or self.batch_size
         for start in range(0, table.num_rows, size):
             part = table.slice(start, size)
             params = {name: part.column(name).to_pylist() for name in part.column_names}
-            self._run_write(lambda tx, p=params: tx.run(cypher, p).consume(), what)
+            attempts = [0]
+
+            def work(tx: Any, p: dict = params, n: list = attempts) -> None:
+                n[0] += 1
+                tx.run(cypher if n[0] == 1 or retry_cypher is None else retry_cypher, p).consume()
+
+            self._run_write(work, what)
 
     def _delete_all(self, match: str, what: str, **params: Any) -> int:
         """Delete the relationships ``r`` that ``match`` binds, ``batch_size`` per transaction."""
@@ -252,19 +263,23 @@ class Neo4jStore(GraphStore):
                     self._run_write(lambda tx, b=batch: tx.run(
                         f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=b).consume(),
                         f"removing {label} nodes that the graph no longer has")
-            # 4. edges are merged between existing nodes
-            # sorted by source: consecutive rows lock and touch the same node (20-30% faster)
+            # 4. edges: the graph's edges were all removed in step 1 and the tables hold no
+            # duplicates, so CREATE; a retried batch MERGEs instead (it may have committed).
+            # Sorted by source: consecutive rows lock and touch the same node (20-30% faster).
+            match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
+            props = "{rating: $rating[k], weight: $weight[k], timestamp: $timestamp[k]}"
             self._write_columns(
-                f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
-                "MERGE (u)-[r:INTERACTED]->(i) SET r.rating = $rating[k], r.weight = $weight[k], "
-                "r.timestamp = $timestamp[k]", _by_source(tables.interactions), "writing interactions")
+                f"{match}CREATE (u)-[:INTERACTED {props}]->(i)", _by_source(tables.interactions),
+                "writing interactions",
+                retry_cypher=f"{match}MERGE (u)-[r:INTERACTED]->(i) SET r += {props}")
             for (head, tail), table in tables.knowledge.items():
                 types = np.array([neo4j_type(r) for r in table.column("relation").to_pylist()], dtype=object)
                 for t in sorted(set(types.tolist())):
+                    match = f"{ROWS} MATCH (h:{_safe(head)} {{id: $from[k]}}) MATCH (t:{_safe(tail)} {{id: $to[k]}}) "
                     self._write_columns(
-                        f"{ROWS} MATCH (h:{_safe(head)} {{id: $from[k]}}) MATCH (t:{_safe(tail)} {{id: $to[k]}}) "
-                        f"MERGE (h)-[r:{_safe(t)} {{relation: $relation[k]}}]->(t)",
-                        _by_source(table.filter(pa.array(types == t))), f"writing {t} edges")
+                        f"{match}CREATE (h)-[:{_safe(t)} {{relation: $relation[k]}}]->(t)",
+                        _by_source(table.filter(pa.array(types == t))), f"writing {t} edges",
+                        retry_cypher=f"{match}MERGE (h)-[:{_safe(t)} {{relation: $relation[k]}}]->(t)")
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
     def _write_nodes(self, label: str, table: pa.Table) -> None:
