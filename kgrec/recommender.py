@@ -122,6 +122,9 @@ class Recommender:
                 item_index, items = index, base
         self.user_emb_, self.item_emb_ = users, items
         self.user_index_, self.item_index_ = user_index, item_index
+        self._item_emb_t = items.T.contiguous()
+        self._user_lookup = {u: i for i, u in enumerate(user_index.tolist())}
+        self._item_id_array = item_index.to_numpy(dtype=object)
         inter = self.graph_.interactions
         u = self.user_index_.get_indexer(inter["user_id"].astype(str))
         i = self.item_index_.get_indexer(inter["item_id"].astype(str))
@@ -147,7 +150,8 @@ class Recommender:
         if isinstance(users, (str, int, np.integer)):
             users = [users]
         ids = [str(u) for u in users]
-        pos = self.user_index_.get_indexer(ids)
+        lookup = self._user_lookup
+        pos = np.fromiter((lookup.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
         if (pos < 0).any():
             missing = [ids[j] for j in np.flatnonzero(pos < 0)[:5]]
             raise UnknownIdError(f"unknown user id(s) {missing} ({int((pos < 0).sum())} in all). "
@@ -180,18 +184,17 @@ class Recommender:
             if len(cand) == 0:
                 raise ValueError("candidates is empty; pass at least one item id")
         scores, items = topk(self.user_emb_, self.item_emb_, pos, k, seen=self.seen_ if exclude_seen else None,
-                             candidates=cand, batch_size=batch_size)
+                             candidates=cand, batch_size=batch_size, item_emb_t=self._item_emb_t)
         kk = scores.shape[1]
         flat_scores = scores.reshape(-1).numpy()
         keep = np.isfinite(flat_scores)
-        item_ids = self.item_index_.to_numpy()[items.reshape(-1).numpy()]
-        df = pd.DataFrame({
-            "user_id": np.repeat(np.asarray(ids, dtype=object), kk)[keep],
-            "item_id": item_ids[keep],
-            "score": flat_scores[keep].astype(np.float64),
-            "rank": np.tile(np.arange(1, kk + 1), len(ids))[keep],
-        })
-        return df
+        item_ids = self._item_id_array[items.reshape(-1).numpy()]
+        user_col = np.repeat(np.asarray(ids, dtype=object), kk)
+        rank = np.tile(np.arange(1, kk + 1), len(ids))
+        if not keep.all():
+            user_col, item_ids, flat_scores, rank = user_col[keep], item_ids[keep], flat_scores[keep], rank[keep]
+        return pd.DataFrame({"user_id": user_col, "item_id": item_ids, "score": flat_scores.astype(np.float64),
+                             "rank": rank})
 
     def score(self, users: Sequence[Any] | str, items: Sequence[Any] | str) -> pd.DataFrame:
         """Scores of given (user, item) pairs: ``users`` and ``items`` of equal length, or one
