@@ -181,11 +181,42 @@ def ranking_metrics(user_emb: torch.Tensor | None, item_emb: torch.Tensor | None
                     candidates=candidates)
 
 
+def cold_share(user_emb, item_emb, user_ids, item_ids, train, users, cold, scorer=None) -> float:
+    """Share of the top-20 slots (mode a: all unseen items) that cold items take, over ``users``.
+    For reference: the share of cold items among all items, and of held-out interactions."""
+    if scorer is None:
+        scorer = lambda u: user_emb[u] @ item_emb.T  # noqa: E731
+    user_ids, item_ids = pd.Index(user_ids), pd.Index(item_ids)
+    upos = user_ids.get_indexer(pd.Index(users))
+    upos = upos[upos >= 0]
+    is_cold = torch.as_tensor(item_ids.isin(set(cold)))
+    tr = pairs(train)
+    tu, ti = user_ids.get_indexer(tr["user_id"]), item_ids.get_indexer(tr["item_id"])
+    ok = (tu >= 0) & (ti >= 0)
+    row_of = np.full(len(user_ids), -1)
+    taken, total = 0, 0
+    for start in range(0, len(upos), 1024):
+        chunk = upos[start:start + 1024]
+        scores = scorer(torch.as_tensor(chunk, dtype=torch.long)).float().clone()
+        row_of[chunk] = np.arange(len(chunk))
+        sel = ok & np.isin(tu, chunk)
+        scores[torch.as_tensor(row_of[tu[sel]]), torch.as_tensor(ti[sel])] = -torch.inf
+        row_of[chunk] = -1
+        top = torch.topk(scores, min(K, scores.shape[1]), dim=1).indices
+        taken += int(is_cold[top].sum())
+        total += top.numel()
+    return taken / max(1, total)
+
+
 def both_modes(user_emb, item_emb, user_ids, item_ids, train, test, cold, scorer=None) -> dict[str, dict]:
-    """Metrics in mode (a) all unseen items and (b) cold items only."""
-    return {"all": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, scorer=scorer),
-            "cold": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, candidates=cold,
-                                    scorer=scorer)}
+    """Metrics in mode (a) all unseen items and (b) cold items only; (a) also reports the share
+    of top-20 slots that cold items take (``cold_share@20``)."""
+    out = {"all": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, scorer=scorer),
+           "cold": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, candidates=cold,
+                                   scorer=scorer)}
+    users = sorted(set(test["user_id"].astype(str)))
+    out["all"]["cold_share@20"] = cold_share(user_emb, item_emb, user_ids, item_ids, train, users, cold, scorer)
+    return out
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -298,6 +329,8 @@ def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, en
     # ---- kgrec through the public API, cross-checked from recommend() lists
     kg_rows: dict[str, dict] = {}
     kg_rows["kgrec"] = {"all": rec.evaluate(cold_test, k=(K,)), "cold": rec.evaluate(cold_test, k=(K,), candidates=cold)}
+    kg_rows["kgrec"]["all"]["cold_share@20"] = cold_share(rec.user_emb_, rec.item_emb_, rec.user_index_, rec.item_index_,
+                                                          train_df, sorted(set(cold_test["user_id"].astype(str))), cold)
     users_eval = sorted(set(cold_test["user_id"].astype(str)) & set(rec.user_ids()))
     check = {}
     for mode, cand in (("all", None), ("cold", cold)):
@@ -461,16 +494,22 @@ def print_cold_items(res: dict[str, Any]) -> list[str]:
     lines = [f"== {res['dataset']}: cold items ({c['cold_items']:,} of {c['items']:,} items held out, seed {SEED}; "
              f"{c['cold_test_interactions']:,} held-out interactions of "
              f"{rows['kgrec']['all']['users_evaluated']:,} users) ==",
-             f"{'model':<28} | {'(a) all unseen items':^30} | {'(b) cold items only':^30}",
-             f"{'':<28} | {'Recall@20':>9} {'NDCG@20':>8} {'R/tkNN':>10} | {'Recall@20':>9} {'NDCG@20':>8} {'R/tkNN':>10}"]
+             f"{'model':<28} | {'(a) all unseen items':^41} | {'(b) cold items only':^30}",
+             f"{'':<28} | {'Recall@20':>9} {'NDCG@20':>8} {'R/tkNN':>10} {'cold@20':>10} | {'Recall@20':>9} {'NDCG@20':>8} "
+             f"{'R/tkNN':>10}"]
     lines.append("-" * len(lines[-1]))
     for label, r in rows.items():
         cells = []
         for mode in ("all", "cold"):
             m = r[mode]
             ratio = m["recall@20"] / ref[mode]["recall@20"] if ref[mode]["recall@20"] > 0 else float("nan")
-            cells.append(f"{m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} {_f(ratio, '9.2f')}x")
+            share = f" {m['cold_share@20'] * 100:>9.1f}%" if mode == "all" else ""
+            cells.append(f"{m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} {_f(ratio, '9.2f')}x{share}")
         lines.append(f"{label:<28} | {cells[0]} | {cells[1]}")
+    lines.append(f"cold@20 = share of the top-20 slots in (a) taken by cold items; cold items are "
+                 f"{c['cold_items'] / c['items'] * 100:.1f}% of the catalogue and took "
+                 f"{c['cold_test_interactions'] / (c['cold_test_interactions'] + c['train_interactions'] + c['warm_test_interactions']) * 100:.1f}"
+                 f"% of all interactions")
     w = res["warm"]
     lines.append(f"warm test Recall@20 ({c['warm_test_interactions']:,} interactions): before add_items "
                  f"{w['before']['recall@20']:.4f}; after, new items excluded {w['after_new_excluded']['recall@20']:.4f}; "
