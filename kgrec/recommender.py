@@ -28,15 +28,9 @@ from .errors import DataError, ModelError, UnknownIdError
 from .knowledge_graph import KnowledgeGraph
 from .ranking import SeenItems, topk
 from .text_features import DEFAULT_TEXT_MODEL, TextEncoder, encode_graph
-from .training import FitResult, NewNodeBatch, TrainConfig, fit as fit_model
+from .training import FitResult, NewNodeBatch, TrainConfig, fit as fit_model, resolve_device
 
 TableLike = pd.DataFrame | str | os.PathLike
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class Recommender:
@@ -73,7 +67,7 @@ class Recommender:
         if valid_graph is None and self.valid_fraction > 0 and len(train.interactions) >= 50:
             fit_graph, valid_graph = train.split("random", test=self.valid_fraction, seed=config.seed)
         self.fit_ = fit_model(fit_graph, features, config, valid_kg=valid_graph,
-                              device=_resolve_device(self.device), progress=self.progress)
+                              device=resolve_device(self.device), progress=self.progress)
         if fit_graph is not train:  # rank with every training interaction, not only the fitted part
             self.fit_.set_graph(train, features)
         self.config_ = config
@@ -94,7 +88,7 @@ class Recommender:
 
     def _encoder(self) -> TextEncoder:
         if getattr(self, "_text_encoder", None) is None:
-            self._text_encoder = TextEncoder(self.text_model, device=_resolve_device(self.device),
+            self._text_encoder = TextEncoder(self.text_model, device=self.device,
                                              progress=self.progress)
         return self._text_encoder
 
@@ -529,7 +523,7 @@ class Recommender:
             raise ModelError(f"{path}: incomplete model directory (tables {sorted(tables)}). Fix: train and save again")
         rec = cls(device=device, text_model=config.get("text_model", DEFAULT_TEXT_MODEL), progress=progress,
                   valid_fraction=config.get("valid_fraction", 0.1), **config.get("train_options", {}))
-        rec.fit_ = FitResult.from_state(tensors["fit"], device=_resolve_device(device))
+        rec.fit_ = FitResult.from_state(tensors["fit"], device=resolve_device(device))
         rec.config_ = TrainConfig.from_dict(config.get("train_config", {}))
         features = {nt: tensors[f"features_{nt}"].numpy() for nt in ("user", "item", "entity")
                     if f"features_{nt}" in tensors} or None
