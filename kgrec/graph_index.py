@@ -131,6 +131,44 @@ class GraphTensors:
             self.__dict__["_kg"] = cache
         return cache
 
+    def knowledge_pairs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The knowledge edges grouped by their distinct (source, edge type) pairs, so that
+        relation-modulated propagation is one sparse product: ``(pair_src [P], pair_type [P],
+        A [N, P], A^T [P, N])`` (sparse CSR) with ``A[v, p] = edge_norm`` of the edge from pair
+        ``p``'s source into ``v``; then ``sum_e norm_e r_e * h_src(e) = A @ (h[pair_src] *
+        r[pair_type])``. Cached."""
+        cache = self.__dict__.get("_kg_pairs")
+        if cache is None:
+            src, dst, etype, norm = self.knowledge_edges()
+            key = src * self.num_edge_types + etype
+            uniq, inv = torch.unique(key, return_inverse=True)
+            pair_src, pair_type = uniq // self.num_edge_types, uniq % self.num_edge_types
+            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                a = torch.sparse_coo_tensor(torch.stack([dst, inv]), norm, (self.num_nodes, len(uniq))).coalesce()
+                cache = (pair_src, pair_type, a.to_sparse_csr(), a.t().coalesce().to_sparse_csr())
+            self.__dict__["_kg_pairs"] = cache
+        return cache
+
+    def incoming_knowledge_edges(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(row, source, edge_type)`` of the knowledge edges into ``nodes`` (homogeneous
+        positions): edge ``k`` goes from ``source[k]`` into ``nodes[row[k]]``."""
+        cache = self.__dict__.get("_kg_in")
+        if cache is None:
+            src, dst, etype, _ = self.knowledge_edges()  # sorted by target
+            counts = torch.bincount(dst, minlength=self.num_nodes)
+            indptr = torch.zeros(self.num_nodes + 1, dtype=torch.long, device=dst.device)
+            indptr[1:] = torch.cumsum(counts, 0)
+            cache = (indptr, src, etype)
+            self.__dict__["_kg_in"] = cache
+        indptr, src, etype = cache
+        start, end = indptr[nodes], indptr[nodes + 1]
+        counts = end - start
+        row = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), counts)
+        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
+        pos = torch.arange(int(counts.sum()), device=nodes.device) + first
+        return row, src[pos], etype[pos]
+
     def to(self, device: torch.device | str) -> "GraphTensors":
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         for k, v in kw.items():

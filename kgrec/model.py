@@ -70,14 +70,36 @@ def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
     return _SymmetricSpMM.apply(adj, x)
 
 
+class _SpMM(torch.autograd.Function):
+    """``A @ X`` for a constant sparse ``A`` whose transpose is given (precomputed CSR)."""
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, adj_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.adj_t, grad.contiguous())
+
+
+def sparse_mm(adj: Tensor, adj_t: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` with ``adj`` sparse and constant, ``adj_t`` its transpose."""
+    return _SpMM.apply(adj, adj_t, x)
+
+
 class KGRecModel(nn.Module):
-    """See the module docstring for the math.
+    r"""See the module docstring for the math.
 
     Args:
         num_users, num_items, num_entities: node counts of the training graph.
         num_edge_types: ``2 + 2 * num_relations`` (see :mod:`kgrec.graph_index`).
         feature_dim: size of the text features (0 when ``use_text`` is off).
         dim: embedding size. num_layers: propagation layers :math:`L`.
+        text_rank: the text projection :math:`\mathbf{W}_t` factors as a learned
+            ``[dim, text_rank]`` matrix times a fixed basis of the features' top ``text_rank``
+            singular directions (:meth:`fit_text_basis`; default ``dim``), so that the basis
+            product is computed once and a training step costs ``O(N dim^2)`` for the text part.
         use_text, use_id, use_kg: ablation flags (``use_kg`` is informative here: the edges
             are chosen when the graph tensors are built).
         id_dropout: probability of dropping a node's ID embedding during training.
@@ -86,7 +108,7 @@ class KGRecModel(nn.Module):
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
                  feature_dim: int, dim: int = 64, num_layers: int = 3, *, use_text: bool = True,
                  use_id: bool = True, use_kg: bool = True, id_dropout: float = 0.2,
-                 id_init_std: float = 0.1) -> None:
+                 text_rank: int | None = None, user_shift: bool = False, id_init_std: float = 0.1) -> None:
         super().__init__()
         if not (use_text or use_id):
             raise ValueError("at least one of use_text and use_id must be on: a node needs an input")
@@ -102,9 +124,17 @@ class KGRecModel(nn.Module):
             self.id_embedding = nn.Embedding(num_users + num_items + num_entities, dim)
             nn.init.normal_(self.id_embedding.weight, std=id_init_std)
         if use_text:
-            self.text_proj = nn.ModuleDict({t: nn.Linear(feature_dim, dim, bias=False) for t in NODE_TYPES})
+            # W_t = P_t B_t: a fixed basis B_t (top right-singular vectors of the type's training
+            # features, see fit_text_basis) and a learned P_t; the product B_t x is computed once
+            self.text_rank = min(text_rank or dim, feature_dim)
+            self.register_buffer("text_basis", torch.eye(feature_dim, self.text_rank).repeat(len(NODE_TYPES), 1, 1))
+            self.text_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
+        else:
+            self.text_rank = 0
         # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
         self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
+        # a global query shift s: score = (z_u / tau + s) . z_i, i.e. an item prior s . z_i
+        self.user_shift = nn.Parameter(torch.zeros(dim)) if user_shift else None
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -115,8 +145,31 @@ class KGRecModel(nn.Module):
         u, i = self.num_users, self.num_items
         return {"user": slice(0, u), "item": slice(u, u + i), "entity": slice(u + i, self.num_nodes)}
 
+    @torch.no_grad()
+    def fit_text_basis(self, features: dict[str, Tensor]) -> None:
+        """Set each type's basis to the top ``text_rank`` right-singular vectors of its
+        (training) features ``[n_t, F]``."""
+        for k, t in enumerate(NODE_TYPES):
+            x = features.get(t)
+            if x is None or len(x) == 0:
+                continue
+            gram = x.double().T @ x.double()
+            _, vecs = torch.linalg.eigh(gram)            # ascending eigenvalues
+            basis = vecs[:, -self.text_rank:].flip(1)     # top directions first
+            self.text_basis[k] = basis.to(self.text_basis.dtype)
+
+    def reduce_features(self, x: Tensor, node_type: str) -> Tensor:
+        """Raw text features ``[n, F]`` -> ``[n, text_rank]`` in the type's basis (what
+        :meth:`text_input` and ``GraphTensors.x`` take)."""
+        return x.to(self.text_basis.dtype) @ self.text_basis[NODE_TYPES.index(node_type)]
+
+    def reduce_all(self, x: Tensor) -> Tensor:
+        """:meth:`reduce_features` for the homogeneous ``[N, F]`` features of the graph."""
+        return torch.cat([self.reduce_features(x[s], t) for t, s in self.type_slices().items()], 0)
+
     def text_input(self, x: Tensor | None, node_type: str) -> Tensor | None:
-        """:math:`\\mathbf{W}_t \\mathbf{x}` for features ``x`` of nodes of one type."""
+        """:math:`\\mathbf{W}_t \\mathbf{x}` for reduced features ``x`` (:meth:`reduce_features`)
+        of nodes of one type."""
         if not self.use_text:
             return None
         if x is None:
@@ -124,7 +177,8 @@ class KGRecModel(nn.Module):
         return self.text_proj[node_type](x)
 
     def input_embedding(self, x: Tensor | None, id_mask: Tensor | None = None) -> Tensor:
-        """Layer 0 of every node: ``[N, dim]``. ``id_mask`` ([N] 0/1) scales the ID part."""
+        """Layer 0 of every node: ``[N, dim]`` from reduced features ``x`` ``[N, text_rank]``.
+        ``id_mask`` ([N] 0/1) scales the ID part."""
         parts = []
         if self.use_text:
             parts.append(torch.cat([self.text_input(x[s], t) for t, s in self.type_slices().items()], 0))
@@ -140,17 +194,19 @@ class KGRecModel(nn.Module):
     def propagate(self, h0: Tensor, graph: GraphTensors) -> list[Tensor]:
         """All layers ``[h^(0), ..., h^(L)]``, each ``[N, dim]``.
 
-        Interaction edges (relation vector 1) go through one sparse matrix product per layer;
-        knowledge edges (few, relation-modulated) through gather / scatter-add."""
+        Interaction edges (relation vector 1) are one symmetric sparse product per layer;
+        knowledge edges are another, over the distinct (source, relation) pairs whose
+        modulated states :math:`\\mathbf{r} \\odot \\mathbf{h}_u` it sums
+        (:meth:`GraphTensors.knowledge_pairs`)."""
         adj = graph.interaction_adjacency()
-        src, dst, etype, enorm = graph.knowledge_edges()
-        w = self.message_weight(etype, enorm) if len(src) else None
+        pair_src, pair_type, a_kg, a_kg_t = graph.knowledge_pairs()
+        rel = self.relation.index_select(0, pair_type) if len(pair_src) else None
         layers = [h0]
         h = h0.float()
         for _ in range(self.num_layers):
             out = symmetric_spmm(adj, h)
-            if w is not None:
-                out = out.index_add(0, dst, h.index_select(0, src) * w)
+            if rel is not None:
+                out = out + sparse_mm(a_kg, a_kg_t, h.index_select(0, pair_src) * rel)
             h = out
             layers.append(h)
         return layers
@@ -186,7 +242,8 @@ class KGRecModel(nn.Module):
         """Per-layer representations ``[h^(0), ..., h^(L)]`` (each ``[num_new, dim]``) of nodes
         unseen in training.
 
-        ``x_new``: their text features ``[num_new, F]`` (ignored without ``use_text``).
+        ``x_new``: their reduced text features ``[num_new, text_rank]`` (:meth:`reduce_features`;
+        ignored without ``use_text``).
         ``new_index``, ``neighbor``, ``edge_type`` ([K] each): edge ``k`` brings new node
         ``new_index[k]`` a message from existing node ``neighbor[k]`` (homogeneous position) of
         type ``edge_type[k]`` (the direction neighbour -> new node). ``neighbor_deg``: [K]

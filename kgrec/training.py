@@ -54,6 +54,8 @@ class TrainConfig:
     temperature: float = 0.1           # softmax: scores are cosines / temperature
     weight_decay: float = 0.0          # Adam weight decay
     id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
+    text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
+    user_shift: bool = False           # learn a global query shift (an item prior s . z_i)
     cold_loss_weight: float = 0.0      # weight of the cold-start view loss (items/users via the inductive path)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss (0 = off)
     use_text: bool = True
@@ -170,7 +172,10 @@ class FitResult:
         order (``user_ids`` / ``item_ids``); the score is their dot product. Cached."""
         z, _ = self._forward()
         U, I = self.index.num_users, self.index.num_items
-        return z[:U], z[U:U + I]
+        users = z[:U]
+        if self.model.user_shift is not None:
+            users = users + self.config.temperature * self.model.user_shift.detach()
+        return users, z[U:U + I]
 
     def entity_embeddings(self) -> Tensor:
         z, _ = self._forward()
@@ -188,6 +193,8 @@ class FitResult:
         and relations as the training graph. Returns ``self``."""
         features = features if features is not None else kg.features
         index, graph = build_graph(kg, features if self.model.use_text else None, use_kg=self.config.use_kg)
+        if self.model.use_text:
+            graph.x = self.model.reduce_all(graph.x.to(self.device)).detach()
         for name in ("user_ids", "item_ids", "entity_ids", "relations"):
             if not getattr(index, name).equals(getattr(self.index, name)):
                 raise ModelError(f"set_graph: the graph's {name} differ from the training graph's. Fix: pass a "
@@ -321,6 +328,7 @@ class FitResult:
                 if not torch.isfinite(x).all():
                     row = int((~torch.isfinite(x).all(1)).nonzero()[0])
                     raise ValueError(f"features of new {nt} '{b.ids[row]}' hold NaN or inf; re-encode its text")
+                x = model.reduce_features(x, nt)
             # neighbour layers: existing nodes' frozen layers, then new nodes' (concatenated behind)
             nbr_layers = layers
             nbr_deg = deg
@@ -370,7 +378,8 @@ class FitResult:
         return {"num_users": m.num_users, "num_items": m.num_items, "num_entities": m.num_entities,
                 "num_edge_types": m.num_edge_types, "feature_dim": m.feature_dim, "dim": m.dim,
                 "num_layers": m.num_layers, "use_text": m.use_text, "use_id": m.use_id, "use_kg": m.use_kg,
-                "id_dropout": m.id_dropout}
+                "id_dropout": m.id_dropout, "text_rank": m.text_rank or None,
+                "user_shift": m.user_shift is not None}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> "FitResult":
@@ -395,55 +404,58 @@ class FitResult:
 
 # ---------------------------------------------------------------------- training
 class _PositiveLookup:
-    """Which (user, item) pairs are training positives, for batches of users."""
+    """Which (user, item) pairs are training positives: a dense bit table of ``U x I`` when it
+    is small (up to 2^27 pairs), else the sorted pair keys ``u * I + i`` and a binary search."""
+
+    DENSE_LIMIT = 1 << 27
 
     def __init__(self, graph: GraphTensors) -> None:
-        self.indptr, self.items = graph.user_positives_csr()
         self.num_items = graph.num_items
+        keys = graph.inter_user.long() * self.num_items + graph.inter_item.long()
+        total = graph.num_users * graph.num_items
+        if total <= self.DENSE_LIMIT:
+            self.dense: Tensor | None = torch.zeros(total, dtype=torch.bool, device=keys.device)
+            self.dense[keys] = True
+            self.dense = self.dense.view(graph.num_users, graph.num_items)
+            self.keys: Tensor | None = None
+        else:
+            self.dense, self.keys = None, torch.sort(keys).values
 
-    def batch(self, users: Tensor) -> tuple[Tensor, Tensor]:
-        """``(row, item)``: every training item of every user in ``users`` (row = index in users)."""
-        start, end = self.indptr[users], self.indptr[users + 1]
-        counts = end - start
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
-        pos = torch.arange(int(counts.sum()), device=users.device) + first
-        return rows, self.items[pos]
+    def contains(self, keys: Tensor) -> Tensor:
+        """Boolean tensor shaped like ``keys`` (``u * I + i``): is the pair a training positive?"""
+        if self.dense is not None:
+            return self.dense.view(-1)[keys]
+        pos = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
+        return self.keys[pos] == keys
 
     def mask(self, users: Tensor, candidates: Tensor) -> Tensor:
-        """``[B, C]`` True where ``candidates[c]`` (distinct items) is a positive of ``users[b]``."""
-        inv = torch.full((self.num_items,), -1, dtype=torch.long, device=users.device)
-        inv[candidates] = torch.arange(len(candidates), device=users.device)
-        rows, items = self.batch(users)
-        col = inv[items]
-        keep = col >= 0
-        m = torch.zeros(len(users), len(candidates), dtype=torch.bool, device=users.device)
-        m[rows[keep], col[keep]] = True
-        return m
+        """``[B, C]``: True where ``candidates[c]`` is a training positive of ``users[b]``."""
+        if self.dense is not None:
+            return self.dense.index_select(1, candidates).index_select(0, users)
+        return self.contains(users.long().unsqueeze(1) * self.num_items + candidates.long().unsqueeze(0))
 
 
 def sample_negatives(lookup: _PositiveLookup, users: Tensor, num: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Shared negatives for a batch: ``(candidates [C], valid [B, C])``. ``num`` distinct items
-    drawn uniformly (all items when there are fewer); ``valid`` is False where the candidate is
-    one of the user's training positives, so positives are never used as negatives."""
+    """Shared negatives for a batch: ``(candidates [C], positive [B, C])``. ``num`` distinct
+    items drawn uniformly (all items when there are fewer); ``positive`` is True where the
+    candidate is one of the user's training positives: those entries are masked out of the
+    loss, so positives are never used as negatives."""
     n_items = lookup.num_items
     if num >= n_items:
         cand = torch.arange(n_items)
     else:
         cand = torch.randperm(n_items, generator=generator)[:num]
     cand = cand.to(users.device)
-    return cand, ~lookup.mask(users, cand)
+    return cand, lookup.mask(users, cand)
 
 
-def _bpr_negatives(lookup: _PositiveLookup, users: Tensor, generator: torch.Generator, tries: int = 10) -> Tensor:
-    """One uniformly drawn non-positive item per user (redrawn up to ``tries`` times)."""
+def _bpr_negatives(lookup: _PositiveLookup, users: Tensor, generator: torch.Generator, tries: int = 20) -> Tensor:
+    """One uniformly drawn non-positive item per user (positives redrawn, up to ``tries`` times;
+    a user who has every item keeps a positive, which adds no gradient beyond a constant)."""
     n = len(users)
     neg = torch.randint(lookup.num_items, (n,), generator=generator).to(users.device)
-    keys = lookup.indptr  # noqa: F841  (CSR used through batch())
     for _ in range(tries):
-        rows, items = lookup.batch(users)
-        clash = torch.zeros(n, dtype=torch.bool, device=users.device)
-        clash[rows[items == neg[rows]]] = True
+        clash = lookup.contains(users.long() * lookup.num_items + neg)
         if not clash.any():
             break
         fresh = torch.randint(lookup.num_items, (n,), generator=generator).to(users.device)
@@ -496,7 +508,11 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
                        graph.x.shape[1] if graph.x is not None else 0, config.dim, config.layers,
                        use_text=config.use_text, use_id=config.use_id, use_kg=config.use_kg,
-                       id_dropout=config.id_dropout).to(device)
+                       id_dropout=config.id_dropout, text_rank=config.text_rank,
+                       user_shift=config.user_shift).to(device)
+    if model.use_text:
+        model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
+        graph.x = model.reduce_all(graph.x)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model, index, graph, config, [], device)
     lookup = _PositiveLookup(graph)
@@ -585,24 +601,47 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
 def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup, z: Tensor,
           layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
     U = graph.num_users
-    zu, zi = z[users], z[U + items]
+    zi = z[U + items]
     z_items = z[U:U + graph.num_items]
     if config.loss == "bpr":
+        zu = z[users]
         neg = _bpr_negatives(lookup, users, gen)
         diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
-        loss = F.softplus(-diff).mean()
-    else:
-        cand, valid = sample_negatives(lookup, users, config.num_negatives, gen)
-        loss = _softmax_loss(zu, zi, z_items[cand], valid, config.temperature)
+        return F.softplus(-diff).mean().float()
+    # rows of the same user share the negatives, so their normaliser is computed once per user
+    uniq, inv = torch.unique(users, return_inverse=True)
+    cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
+    zu = z[uniq] / config.temperature
+    if model.user_shift is not None:
+        zu = zu + model.user_shift
+    neg = (zu @ z_items[cand].T).float().masked_fill_(positive, -torch.inf)
+    lse_neg = torch.logsumexp(neg, 1)[inv]
+    zu = zu[inv]
+    loss = _softmax_loss(zu, zi, lse_neg)
+    if config.cold_loss_weight > 0:
+        cold = _cold_items(model, graph, layers, items)
+        loss = loss + config.cold_loss_weight * _softmax_loss(zu, cold, lse_neg)
     return loss.float()
 
 
-def _softmax_loss(zu: Tensor, zi: Tensor, z_neg: Tensor, valid: Tensor, temperature: float) -> Tensor:
-    pos = (zu * zi).sum(-1, keepdim=True) / temperature
-    neg = (zu @ z_neg.T) / temperature
-    neg = neg.float().masked_fill(~valid, -torch.inf)
-    logits = torch.cat([pos.float(), neg], 1)
-    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], items: Tensor) -> Tensor:
+    """The batch's items as if they were new: embedded through the inductive path from their text
+    and knowledge edges only (no ID, no interactions). ``[B, dim]`` in ``items`` order."""
+    U = graph.num_users
+    uniq, inv = torch.unique(items, return_inverse=True)
+    nodes = uniq + U
+    row, src, etype = graph.incoming_knowledge_edges(nodes)
+    x = graph.x[nodes] if model.use_text else None
+    cold = model.inductive(layers, x, "item", len(uniq), row, src, etype, graph.deg[src])
+    return cold[inv]
+
+
+def _softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor) -> Tensor:
+    """``-log(e^{s+} / (e^{s+} + sum_{negatives that are not positives} e^{s-}))``, averaged;
+    ``zu`` carries the 1 / temperature factor, ``lse_neg`` is the log-sum-exp of each row's
+    negative scores."""
+    pos = (zu * zi).sum(-1).float()
+    return (torch.logaddexp(pos, lse_neg) - pos).mean()
 
 
 def _validate(result: FitResult, train_kg: KnowledgeGraph, valid_kg: KnowledgeGraph, metric: str) -> float:
