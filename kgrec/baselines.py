@@ -54,21 +54,12 @@ from torch import Tensor
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.nn.models.lightgcn import BPRLoss
 
+from .config import resolve_device
 from .errors import ModelError
 from .evaluation import evaluate
 from .knowledge_graph import KnowledgeGraph
 
 DEFAULT_GRID: dict[str, list[float]] = {"lr": [1e-3, 5e-3], "reg": [1e-4, 1e-3]}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device='{device}' was asked for but CUDA is not available; use 'auto' or 'cpu'")
-    return dev
 
 
 def _canonical(kg: KnowledgeGraph) -> tuple[pd.Index, pd.Index]:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platformdirs import user_cache_dir
+
+if TYPE_CHECKING:
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +32,16 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("KGREC_CACHE_DIR") or user_cache_dir("kgrec"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resolve_device(device: "str | torch.device | None") -> "torch.device":
+    """``None`` / ``"auto"`` -> CUDA when available, else CPU; asking for CUDA on a machine
+    without it is an error that says what to pass instead."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device='{device}' was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return dev

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .config import cache_dir as default_cache_dir
+from .config import cache_dir as default_cache_dir, resolve_device
 from .knowledge_graph import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -67,17 +67,6 @@ def resolve_model_path(model_name: str) -> str:
             raise FileNotFoundError(f"the '{package}' package has no model files under {path}; reinstall it")
         return str(path)
     return model_name
-
-
-def _resolve_device(device: str | None) -> "torch.device":
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device='{device}' was asked for but CUDA is not available; use device='auto' or 'cpu'")
-    return dev
 
 
 def _clean(text: object) -> str:
@@ -149,7 +138,7 @@ class TextEncoder:
             raise ValueError(f"batch_size and max_length must be positive (got {batch_size}, {max_length})")
         self.model_name = model_name
         self.model_path = resolve_model_path(model_name)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.max_length = max_length
         self.progress = progress
