@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import DataError, ModelError, UnknownIdError
+from .config import resolve_device
+from .errors import ModelError, UnknownIdError
 from .knowledge_graph import KnowledgeGraph
 from .ranking import SeenItems, topk
 from .text_features import DEFAULT_TEXT_MODEL, TextEncoder, encode_graph
-from .training import FitResult, NewNodeBatch, TrainConfig, fit as fit_model, resolve_device
+from .training import FitResult, NewNodeBatch, TrainConfig, fit as fit_model
 
 TableLike = pd.DataFrame | str | os.PathLike
 
