@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .knowledge_graph import ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, typed_frame
+from .knowledge_graph import (ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, isin,
+                              typed_frame)
 from .tables import _attribute_edges, _node_frame, read_table, to_number
 
 TableLike = pd.DataFrame | str | os.PathLike
@@ -66,8 +67,7 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
         r = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(src, _row(src, r), f"{node_type} '{ids.iloc[r]}' appears twice in this batch",
                         "keep one row per id")
-    existing = set((graph.items if node_type == "item" else graph.users)[key].astype(str))
-    clash = ids.isin(existing)
+    clash = isin(ids, (graph.items if node_type == "item" else graph.users)[key])
     if clash.any() and not update:
         r = int(np.flatnonzero(clash.to_numpy())[0])
         raise DataError(src, _row(src, r), f"{node_type} '{ids.iloc[r]}' already exists "
@@ -100,8 +100,7 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
         if blank.any():
             r = int(np.flatnonzero(blank.to_numpy())[0])
             raise DataError(src_t, _row(src_t, r), "head, relation or tail is empty", "fill them in or drop the row")
-        new_ids = set(ids.tolist())
-        touches = tf["head"].isin(new_ids) | tf["tail"].isin(new_ids)
+        touches = isin(tf["head"], ids) | isin(tf["tail"], ids)
         if not touches.all():
             r = int(np.flatnonzero(~touches.to_numpy())[0])
             raise DataError(src_t, _row(src_t, r), f"triple ({tf['head'].iloc[r]}, {tf['relation'].iloc[r]}, "
@@ -110,43 +109,44 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
         edge_parts.append(tf)
     trip = typed_frame(pd.concat(edge_parts, ignore_index=True), TRIPLE_COLUMNS, src_t or src)
 
-    known = {"user": set(graph.users["user_id"].astype(str)), "item": set(graph.items["item_id"].astype(str)),
-             "entity": set(graph.entities["entity_id"].astype(str))}
-    known[node_type] |= set(ids.tolist())
+    known = {"user": graph.users["user_id"], "item": graph.items["item_id"], "entity": graph.entities["entity_id"]}
+    known[node_type] = pd.concat([known[node_type], ids], ignore_index=True)
     for end in ("head", "tail"):
         for t in ("user", "item"):
             sel = (trip[f"{end}_type"] == t).to_numpy()
-            bad = sel & ~trip[end].isin(known[t]).to_numpy()
+            bad = sel & ~isin(trip[end], known[t]).to_numpy()
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
                 raise DataError(src_t or src, _row(src_t or src, r), f"{end} '{trip[end].iloc[r]}' is an unknown {t}",
                                 f"add the {t} first or drop the triple")
     ent_refs = pd.concat([trip.loc[trip["head_type"] == "entity", "head"], trip.loc[trip["tail_type"] == "entity", "tail"]])
-    new_ent_ids = pd.unique(ent_refs[~ent_refs.isin(known["entity"])])
-    named = attr_ents.drop_duplicates("entity_id").set_index("entity_id") if len(attr_ents) else None
-    ent_rows = []
-    for e in new_ent_ids:
-        if named is not None and e in named.index:
-            ent_rows.append({"entity_id": e, "kind": named.at[e, "kind"], "name": named.at[e, "name"]})
-        else:
-            ent_rows.append({"entity_id": e, "kind": "kg", "name": e})
-    entities = typed_frame(pd.DataFrame(ent_rows, columns=["entity_id", "kind", "name"]), ENTITY_COLUMNS, "entities")
+    new_ent_ids = pd.unique(ent_refs[~isin(ent_refs, known["entity"]).to_numpy()])
+    # attribute values keep their kind and name; other new tails are KG entities named by their id
+    ents = pd.DataFrame({"entity_id": pd.Series(new_ent_ids, dtype="string")})
+    if len(attr_ents):
+        named = typed_frame(attr_ents, ENTITY_COLUMNS, "entities").drop_duplicates("entity_id")
+        ents = ents.merge(named[["entity_id", "kind", "name"]], on="entity_id", how="left")
+    else:
+        ents = ents.assign(kind=pd.NA, name=pd.NA)
+    ents["kind"] = ents["kind"].fillna("kg")
+    ents["name"] = ents["name"].fillna(ents["entity_id"])
+    entities = typed_frame(ents, ENTITY_COLUMNS, "entities")
 
     has_text = (nodes["text"].notna() & (nodes["text"].str.strip() != "")) | (
         nodes["name"].notna() & (nodes["name"].str.strip() != ""))
-    linked = set(trip.loc[trip["head_type"] == node_type, "head"]) | set(trip.loc[trip["tail_type"] == node_type, "tail"])
+    linked = [trip.loc[trip["head_type"] == node_type, "head"], trip.loc[trip["tail_type"] == node_type, "tail"]]
     inter = pd.DataFrame(columns=["user_id", "item_id", "rating", "weight", "timestamp"])
     if interactions is not None:
         if node_type != "user":
             raise ValueError("interactions can only be given for new users")
         it, src_i = read_table(interactions, required=["user_id", "item_id"])
         it = it.assign(user_id=it["user_id"].astype("string").str.strip(), item_id=it["item_id"].astype("string").str.strip())
-        unknown_u = ~it["user_id"].isin(set(ids.tolist()))
+        unknown_u = ~isin(it["user_id"], ids)
         if unknown_u.any():
             r = int(np.flatnonzero(unknown_u.to_numpy())[0])
             raise DataError(src_i, _row(src_i, r), f"user '{it['user_id'].iloc[r]}' is not in the new users table",
                             "list the user in --users / users= too")
-        unknown_i = ~it["item_id"].isin(known["item"])
+        unknown_i = ~isin(it["item_id"], known["item"])
         if unknown_i.any():
             r = int(np.flatnonzero(unknown_i.to_numpy())[0])
             raise DataError(src_i, _row(src_i, r), f"item '{it['item_id'].iloc[r]}' is unknown to the model",
@@ -155,8 +155,8 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
             it["rating"] = to_number(it["rating"], src_i, "rating", allow_missing=True)
         inter = typed_frame(it, {"user_id": "string", "item_id": "string", "rating": "float64",
                                  "weight": "float64", "timestamp": "Int64"}, src_i)
-        linked |= set(inter["user_id"].tolist())
-    neither = ~has_text & ~nodes[key].isin(linked)
+        linked.append(inter["user_id"])
+    neither = ~has_text & ~isin(nodes[key], pd.concat(linked, ignore_index=True))
     if neither.any():
         r = int(np.flatnonzero(neither.to_numpy())[0])
         raise DataError(src, _row(src, r), f"{node_type} '{nodes[key].iloc[r]}' has neither text nor attributes",

@@ -1,6 +1,9 @@
 """Top-k ranking over final embeddings: score = user · item, seen items masked, in user chunks.
 
 Memory is bounded by ``batch_size x num_items`` scores at a time, whatever the number of users.
+The work beyond the bare ``torch.topk(U @ I.T, k)`` is kept to one gather of the chunk's seen
+items (a slice when the chunk is a run of consecutive users, as when ranking everyone) and one
+``index_fill_`` of their flat score positions.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import torch
 
 
 class SeenItems:
-    """Each user's training items as CSR (``indptr``, ``indices`` over item positions)."""
+    """Each user's training items as CSR (``indptr``, ``indices`` over item positions), plus
+    ``owner``, the user of every stored entry (so a run of consecutive users is one slice)."""
 
     def __init__(self, user_pos: np.ndarray, item_pos: np.ndarray, num_users: int):
         order = np.lexsort((item_pos, user_pos))
         self.indices = torch.as_tensor(item_pos[order], dtype=torch.long)
+        self.owner = torch.as_tensor(user_pos[order], dtype=torch.long)
         counts = np.bincount(user_pos, minlength=num_users)
         self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), dtype=torch.long)
 
@@ -30,12 +35,17 @@ class SeenItems:
 
     def mask_coords(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(row in ``users``, item position) of every seen item of the given users."""
+        if len(users) and int(users[-1]) - int(users[0]) == len(users) - 1 \
+                and bool((users[1:] - users[:-1] == 1).all()):
+            first = int(users[0])
+            lo, hi = int(self.indptr[first]), int(self.indptr[first + len(users)])
+            return self.owner[lo:hi] - first, self.indices[lo:hi]
         start, end = self.indptr[users], self.indptr[users + 1]
         lengths = end - start
         rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-        offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-        cols = self.indices[torch.repeat_interleave(start, lengths) + offsets]
-        return rows, cols
+        # entry j of row r sits at start[r] + (j - first entry of row r)
+        shift = torch.repeat_interleave(start - (torch.cumsum(lengths, 0) - lengths), lengths)
+        return rows, self.indices[torch.arange(len(rows)) + shift]
 
 
 def topk(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor, k: int,
@@ -53,7 +63,8 @@ def topk(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor, k:
         pool_t = item_emb_t
     else:
         pool_t = pool.T.contiguous()
-    kk = min(k, pool.shape[0])
+    n_cols = pool.shape[0]
+    kk = min(k, n_cols)
     out_s, out_i = [], []
     cand_pos = None
     if candidates is not None and seen is not None:
@@ -69,7 +80,7 @@ def topk(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor, k:
                 cols = cand_pos[cols]
                 keep = cols >= 0
                 rows, cols = rows[keep], cols[keep]
-            scores[rows, cols] = float("-inf")
+            scores.view(-1).index_fill_(0, rows * n_cols + cols, float("-inf"))
         s, i = torch.topk(scores, kk, dim=1)
         if candidates is not None:
             i = candidates[i]

@@ -18,20 +18,27 @@ import os
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
+from pandas.arrays import ArrowStringArray
 
 from .config import resolve_device
 from .errors import ModelError, UnknownIdError
-from .knowledge_graph import KnowledgeGraph
+from .inductive import NodeStates, embed_new_nodes
+from .knowledge_graph import KnowledgeGraph, isin
 from .ranking import SeenItems, topk
 from .text_features import DEFAULT_TEXT_MODEL, TextEncoder, encode_graph
 from .training import FitResult, NewNodeBatch, TrainConfig, fit as fit_model
 
+if TYPE_CHECKING:
+    from .cold_start import NewNodes
+
 TableLike = pd.DataFrame | str | os.PathLike
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default ``str`` dtype, Arrow-backed
 
 
 class Recommender:
@@ -77,10 +84,16 @@ class Recommender:
         self.holdout_: pd.DataFrame | None = None
         self._extra = {"item": (pd.Index([], dtype=object), torch.zeros(0, config.dim)),
                        "user": (pd.Index([], dtype=object), torch.zeros(0, config.dim))}
+        self._states = self._no_states()
         self.added_items_: list[str] = []
         self.added_users_: list[str] = []
         self._refresh()
         return self
+
+    def _no_states(self) -> dict[str, NodeStates]:
+        """Empty frozen states of added users, items and entities (see :meth:`_add`)."""
+        return {nt: NodeStates.empty(self.fit_.model.num_layers, self.fit_.model.dim, self.fit_.device)
+                for nt in ("user", "item", "entity")}
 
     def _features(self, kg: KnowledgeGraph) -> dict[str, np.ndarray]:
         if kg.features is not None and all(t in kg.features for t in ("user", "item", "entity")):
@@ -119,7 +132,8 @@ class Recommender:
         self.user_index_, self.item_index_ = user_index, item_index
         self._item_emb_t = items.T.contiguous()
         self._user_lookup = {u: i for i, u in enumerate(user_index.tolist())}
-        self._item_id_array = item_index.to_numpy(dtype=object)
+        self._item_id_arrow = pa.array(item_index.to_numpy(dtype=object), type=pa.string())
+        self._item_names: dict[str, Any] | None = None  # built by item_names() on first use
         inter = self.graph_.interactions
         u = self.user_index_.get_indexer(inter["user_id"].astype(str))
         i = self.item_index_.get_indexer(inter["item_id"].astype(str))
@@ -182,14 +196,18 @@ class Recommender:
                              candidates=cand, batch_size=batch_size, item_emb_t=self._item_emb_t)
         kk = scores.shape[1]
         flat_scores = scores.reshape(-1).numpy()
-        keep = np.isfinite(flat_scores)
-        item_ids = self._item_id_array[items.reshape(-1).numpy()]
-        user_col = np.repeat(np.asarray(ids, dtype=object), kk)
+        item_pos = items.reshape(-1).numpy()
+        user_row = np.repeat(np.arange(len(ids)), kk)
         rank = np.tile(np.arange(1, kk + 1), len(ids))
+        keep = np.isfinite(flat_scores)
         if not keep.all():
-            user_col, item_ids, flat_scores, rank = user_col[keep], item_ids[keep], flat_scores[keep], rank[keep]
-        return pd.DataFrame({"user_id": user_col, "item_id": item_ids, "score": flat_scores.astype(np.float64),
-                             "rank": rank})
+            flat_scores, item_pos, user_row, rank = flat_scores[keep], item_pos[keep], user_row[keep], rank[keep]
+        # ids gathered as Arrow strings: no Python object per row
+        user_col = pa.array(ids, type=pa.string()).take(pa.array(user_row))
+        item_col = self._item_id_arrow.take(pa.array(item_pos))
+        return pd.DataFrame({"user_id": ArrowStringArray(user_col, dtype=_STR),
+                             "item_id": ArrowStringArray(item_col, dtype=_STR),
+                             "score": flat_scores.astype(np.float64), "rank": rank})
 
     def score(self, users: Sequence[Any] | str, items: Sequence[Any] | str) -> pd.DataFrame:
         """Scores of given (user, item) pairs: ``users`` and ``items`` of equal length, or one
@@ -228,9 +246,18 @@ class Recommender:
         return self.user_emb_[users] @ self.item_emb_.T
 
     def item_names(self, items: Sequence[Any]) -> list[str]:
-        """Display names (title / artist) of items, falling back to the id."""
-        table = self.graph_.items.set_index("item_id")["name"]
-        return [str(table.get(str(i), str(i))) if pd.notna(table.get(str(i), None)) else str(i) for i in items]
+        """Display names (title / artist) of items, falling back to the id (unknown ids and
+        items without a name)."""
+        self._check_fitted()
+        if self._item_names is None:
+            table = self.graph_.items
+            self._item_names = dict(zip(table["item_id"].tolist(), table["name"].tolist()))
+        names = self._item_names
+        out = []
+        for i in items:
+            name = names.get(str(i))
+            out.append(str(i) if name is None or pd.isna(name) else str(name))
+        return out
 
     # ------------------------------------------------------------------ cold start
     def add_items(self, items: TableLike, triples: TableLike | None = None, *,
@@ -244,9 +271,12 @@ class Recommender:
         on ``|``); ``triples``: ``head, relation, tail`` with the new items as heads (tails are
         entities: known ones link the item into the trained graph, unknown ones become new
         entities). Each new item's representation is computed by the trained GNN from its text
-        and those edges (see :meth:`FitResult.embed_new_nodes`); existing representations do
-        not change, so warm rankings change only by the new items entering them. The whole
-        batch is validated first: a bad batch raises :class:`DataError` and adds nothing."""
+        and those edges (:func:`kgrec.inductive.embed_new_nodes`); entities and items added by
+        earlier calls are linked like trained ones. Existing representations do not change, so
+        warm rankings change only by the new items entering them. ``update=True`` replaces
+        items that exist: their text, knowledge edges and interactions are dropped and the
+        batch's rows and edges take their place. The whole batch is validated first: a bad
+        batch raises :class:`DataError` and adds nothing."""
         from .cold_start import prepare_new_nodes
 
         self._check_fitted()
@@ -262,8 +292,9 @@ class Recommender:
                   user_col: str = "user_id", update: bool = False) -> "Recommender":
         """Add users known by attributes (``{"occupation": "occupation"}``), text and/or a few
         ``interactions`` (``user_id, item_id``), without retraining; then ``recommend`` treats
-        them like any user (their given interactions count as seen). Validated as a whole like
-        :meth:`add_items`."""
+        them like any user (their given interactions count as seen). ``update=True`` replaces
+        users that exist, their old interactions and knowledge edges included. Validated as a
+        whole like :meth:`add_items`."""
         from .cold_start import prepare_new_nodes
 
         self._check_fitted()
@@ -273,7 +304,12 @@ class Recommender:
         self.added_users_ = batch.ids
         return self
 
-    def _add(self, batch) -> None:
+    def _add(self, batch: NewNodes) -> None:
+        """Embed a validated batch and commit it. Everything is computed first (a failure
+        changes nothing); then the graph tables, features, embeddings and the frozen states of
+        the added nodes (which later batches link to) are swapped in. A replaced node
+        (``update=True``) loses its old text, knowledge edges (as head or tail) and
+        interactions; the batch's take their place."""
         nt = batch.node_type
         key = f"{nt}_id"
         encode = self.fit_.model.use_text
@@ -284,35 +320,47 @@ class Recommender:
         x_ents = enc.encode(texts_ents) if (enc is not None and len(texts_ents)) else None
         ent_batch = NewNodeBatch(batch.entities["entity_id"].astype(str).tolist(), x_ents) if len(batch.entities) else None
         node_batch = NewNodeBatch(batch.ids, x_nodes)
-        out = self.fit_.embed_new_nodes(items=node_batch if nt == "item" else None,
-                                        users=node_batch if nt == "user" else None, entities=ent_batch,
-                                        triples=batch.triples,
-                                        interactions=batch.interactions if len(batch.interactions) else None)
+        out = embed_new_nodes(self.fit_, items=node_batch if nt == "item" else None,
+                              users=node_batch if nt == "user" else None, entities=ent_batch,
+                              triples=batch.triples,
+                              interactions=batch.interactions if len(batch.interactions) else None,
+                              added=self._states)
         emb = (out.items if nt == "item" else out.users).detach().float().cpu()
+        states = {t: self._states[t].merged(out.states[t]) if t in out.states else self._states[t]
+                  for t in self._states}
         # commit: everything above is computed, nothing below can fail on the input
         ids, old = self._extra[nt]
         keep = ~ids.isin(batch.ids)
         self._extra[nt] = (ids[keep].append(pd.Index(batch.ids, dtype=object)),
                            torch.cat([old[torch.as_tensor(np.flatnonzero(keep), dtype=torch.long)], emb]))
+        self._states = states
         g = self.graph_
         table = g.items if nt == "item" else g.users
-        table = pd.concat([table[~table[key].isin(batch.replaced)], batch.nodes], ignore_index=True)
-        trip = g.triples
+        trip, inter = g.triples, g.interactions
+        old_rows = np.ones(len(table), dtype=bool)
         if batch.replaced:
-            trip = trip[~((trip["head_type"] == nt) & trip["head"].isin(batch.replaced))]
+            old_rows = ~isin(table[key], batch.replaced).to_numpy()
+            table = table[old_rows]
+            stale = ((trip["head_type"] == nt) & isin(trip["head"], batch.replaced)) | \
+                ((trip["tail_type"] == nt) & isin(trip["tail"], batch.replaced))
+            trip = trip[~stale.to_numpy()]
+            inter = inter[~isin(inter[key], batch.replaced).to_numpy()]
+        table = pd.concat([table, batch.nodes], ignore_index=True)
         trip = pd.concat([trip, batch.triples], ignore_index=True)
         ents = pd.concat([g.entities, batch.entities], ignore_index=True)
-        inter = pd.concat([g.interactions, batch.interactions], ignore_index=True) if len(batch.interactions) else g.interactions
+        if len(batch.interactions):
+            inter = pd.concat([inter, batch.interactions], ignore_index=True)
         feats = dict(g.features or {})
         if encode:
-            old_rows = ~(g.items if nt == "item" else g.users)[key].isin(batch.replaced).to_numpy()
             feats[nt] = np.concatenate([feats[nt][old_rows], x_nodes])
             if x_ents is not None:
                 feats["entity"] = np.concatenate([feats["entity"], x_ents])
-        self.graph_ = g.with_interactions(inter, users=table if nt == "user" else g.users,
+        self.graph_ = g.with_interactions(inter.reset_index(drop=True), users=table if nt == "user" else g.users,
                                           items=table if nt == "item" else g.items, entities=ents,
-                                          triples=trip.reset_index(drop=True), features=feats or None)
-        self.graph_.report = {**g.report, **{f"added_{k}": v for k, v in batch.report.items()}}
+                                          triples=trip, features=feats or None)
+        counts = {**batch.report, **out.report}  # validation and embedding counts, summed over calls
+        added = {f"added_{k}": g.report.get(f"added_{k}", 0) + v for k, v in counts.items()}
+        self.graph_.report = {**g.report, **added}
         self._refresh()
 
     # ------------------------------------------------------------------ explanations
@@ -498,6 +546,8 @@ class Recommender:
             ids, emb = self._extra[nt]
             tensors[f"extra_{nt}_ids"] = [str(i) for i in ids]
             tensors[f"extra_{nt}_emb"] = emb
+        for nt, states in self._states.items():
+            tensors[f"added_{nt}_states"] = states.state()
         for nt, arr in (g.features or {}).items():
             tensors[f"features_{nt}"] = torch.as_tensor(np.asarray(arr, dtype=np.float32))
         config = {"text_model": self.text_model, "valid_fraction": self.valid_fraction,
@@ -539,6 +589,8 @@ class Recommender:
         rec._extra = {nt: (pd.Index(tensors.get(f"extra_{nt}_ids", []), dtype=object),
                            tensors.get(f"extra_{nt}_emb", torch.zeros(0, rec.config_.dim)))
                       for nt in ("user", "item")}
+        rec._states = {nt: NodeStates.from_state(tensors[f"added_{nt}_states"], rec.fit_.device)
+                       if f"added_{nt}_states" in tensors else empty for nt, empty in rec._no_states().items()}
         rec.added_items_, rec.added_users_ = [], []
         rec._refresh()
         expected = config.get("counts", {})

@@ -188,3 +188,82 @@ def test_unfitted_recommender_says_fit_first():
         kgrec.Recommender().recommend(["1"])
     with pytest.raises(TypeError, match="unknown option"):
         kgrec.Recommender(epochz=3)
+
+
+def test_later_batches_link_to_entities_and_items_added_earlier(fresh):
+    """An entity (new attribute value) or item created by one add_* call is a neighbour like
+    any other for later calls: the result equals embedding everything in one pass."""
+    from kgrec.inductive import NewNodeBatch, embed_new_nodes
+
+    r = fresh
+    first = pd.DataFrame({"item_id": ["mc-1"], "title": ["Quiet Talk (2031)"], "genres": ["Mumblecore"]})
+    second = pd.DataFrame({"item_id": ["mc-2"], "title": ["Quiet Talk (2031)"], "genres": ["Mumblecore"]})
+    r.add_items(first, attributes={"genres": "genre"})
+    r.add_items(second, attributes={"genres": "genre"})
+    # same text, same new genre (created by the first call): the same representation
+    e1, e2 = r.item_emb_[torch.as_tensor(r.item_index_.get_indexer(["mc-1", "mc-2"]))]
+    assert torch.equal(e1, e2)
+    assert r.graph_.report["added_edges_unknown_node"] == 0
+
+    fan = pd.DataFrame({"user_id": ["mc-fan"], "occupation": ["writer"]})
+    clicks = pd.DataFrame({"user_id": ["mc-fan"], "item_id": ["mc-1"]})
+    r.add_users(fan, interactions=clicks, attributes={"occupation": "occupation"})
+    assert r.graph_.report["added_edges_unknown_node"] == 0
+    # reference: the genre, the item and the user embedded in one pass
+    g, feats = r.graph_, r.graph_.features
+
+    def rows(table: pd.DataFrame, col: str, ids: list[str]) -> np.ndarray:
+        return np.flatnonzero(table[col].isin(ids).to_numpy())
+
+    t = g.triples[g.triples["head"].isin(["mc-1", "mc-fan"])]
+    ref = embed_new_nodes(
+        r.fit_, entities=NewNodeBatch(["genre:Mumblecore"], feats["entity"][rows(g.entities, "entity_id", ["genre:Mumblecore"])]),
+        items=NewNodeBatch(["mc-1"], feats["item"][rows(g.items, "item_id", ["mc-1"])]),
+        users=NewNodeBatch(["mc-fan"], feats["user"][rows(g.users, "user_id", ["mc-fan"])]),
+        triples=t, interactions=clicks)
+    assert torch.allclose(ref.items[0].cpu(), e1, atol=1e-6)
+    assert torch.allclose(ref.users[0].cpu(), r.user_emb_[r.user_index_.get_loc("mc-fan")], atol=1e-6)
+
+
+def test_update_replaces_the_nodes_edges_and_interactions(fresh):
+    r = fresh
+    # an item known from training ("1", Toy Story), with interactions and genre / year edges
+    assert (r.graph_.interactions["item_id"] == "1").any()
+    r.add_items(pd.DataFrame({"item_id": ["1"], "title": ["Toy Story (1995)"], "genres": ["Drama"]}),
+                attributes={"genres": "genre"}, update=True)
+    t = r.graph_.triples
+    names = t[((t["head_type"] == "item") & (t["head"] == "1")) | ((t["tail_type"] == "item") & (t["tail"] == "1"))]
+    assert set(zip(names["head"], names["relation"], names["tail"])) == {("1", "HAS_GENRE", "genre:Drama")}
+    assert not (r.graph_.interactions["item_id"] == "1").any(), "the replaced item's old interactions are gone"
+    assert r.graph_.items["item_id"].tolist().count("1") == 1
+
+    # an added item named as the tail of a KG edge, then replaced: the old edge goes with it
+    r.add_items(pd.DataFrame({"item_id": ["kg-1"], "title": ["Night Train (2031)"]}),
+                triples=pd.DataFrame({"head_type": ["entity"], "head": ["person:Ann"], "relation": ["DIRECTED"],
+                                      "tail_type": ["item"], "tail": ["kg-1"]}))
+    before = r.item_emb_[r.item_index_.get_loc("kg-1")].clone()
+    r.add_items(pd.DataFrame({"item_id": ["kg-1"], "title": ["Night Train (2031)"], "genres": ["Drama"]}),
+                attributes={"genres": "genre"}, update=True)
+    t = r.graph_.triples
+    assert not ((t["tail"] == "kg-1") | (t["head"] == "kg-1") & (t["relation"] != "HAS_GENRE")).any()
+    assert not torch.equal(before, r.item_emb_[r.item_index_.get_loc("kg-1")])
+
+    # a user replaced with new clicks keeps only those
+    r.add_users(pd.DataFrame({"user_id": ["2"], "occupation": ["writer"]}), attributes={"occupation": "occupation"},
+                interactions=pd.DataFrame({"user_id": ["2", "2"], "item_id": ["50", "181"]}), update=True)
+    assert sorted(r.graph_.interactions.loc[r.graph_.interactions["user_id"] == "2", "item_id"]) == ["181", "50"]
+    assert not {"50", "181"} & set(r.recommend(["2"], k=50)["item_id"])
+
+
+def test_update_with_the_same_rows_changes_nothing(fresh):
+    r = fresh
+    new = pd.DataFrame({"item_id": ["same-1", "same-2"], "title": ["Glass Harbour (2032)", "Salt Roads (2032)"],
+                        "genres": ["Mumblecore|Drama", "Sea Shanty"]})
+    r.add_items(new, attributes={"genres": "genre"})
+    pos = torch.as_tensor(r.item_index_.get_indexer(["same-1", "same-2"]))
+    first = r.item_emb_[pos].clone()
+    warm = r.item_emb_[:pos.min()].clone()
+    r.add_items(new, attributes={"genres": "genre"}, update=True)
+    assert torch.equal(r.item_emb_[torch.as_tensor(r.item_index_.get_indexer(["same-1", "same-2"]))], first)
+    assert torch.equal(r.item_emb_[:pos.min()], warm)
+    assert len(r.graph_.triples[r.graph_.triples["head"].isin(["same-1", "same-2"])]) == 3
