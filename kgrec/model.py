@@ -30,10 +30,18 @@ matrix product:
     \\hat{y}_{ui} = \\mathbf{z}_u^\\top \\mathbf{z}_i
 
 Inductive inference (cold start): a new node :math:`n` with features :math:`\\mathbf{x}_n` and
-edges to existing nodes starts at :math:`\\mathbf{W}_t \\mathbf{x}_n` (no ID) and receives, at
-every layer, the same messages from the *frozen* layer representations of its neighbours
-(normalised by its own degree and their training degrees); it sends none, so no existing
-representation changes (:meth:`KGRecModel.inductive`).
+edges to existing nodes starts at :math:`\\mathbf{W}'_t \\mathbf{x}_n` (no ID) and receives, at
+every layer, messages from the *frozen* layer representations of its neighbours,
+
+.. math::
+    \\mathbf{h}_n^{(l+1)} = \\sum_{u \\in \\mathcal{N}(n)}
+        \\frac{1}{\\sqrt{\\deg(n)\\deg(u)}} \\, \\mathbf{r}'_{\\rho(u, n)} \\odot \\mathbf{h}_u^{(l)}
+
+(:math:`\\deg(u)` its training degree); it sends none, so no existing representation changes
+(:meth:`KGRecModel.inductive`). The inductive path has parameters of its own,
+:math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`, trained by the cold-start view of
+:mod:`kgrec.training` against the detached warm model: training them cannot change the warm
+ranking, and the warm model is not pulled towards what text alone can express.
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
@@ -108,7 +116,7 @@ class KGRecModel(nn.Module):
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
                  feature_dim: int, dim: int = 64, num_layers: int = 3, *, use_text: bool = True,
                  use_id: bool = True, use_kg: bool = True, id_dropout: float = 0.2,
-                 text_rank: int | None = None, user_shift: bool = False, id_init_std: float = 0.1) -> None:
+                 text_rank: int | None = None, id_init_std: float = 0.1) -> None:
         super().__init__()
         if not (use_text or use_id):
             raise ValueError("at least one of use_text and use_id must be on: a node needs an input")
@@ -129,12 +137,13 @@ class KGRecModel(nn.Module):
             self.text_rank = min(text_rank or dim, feature_dim)
             self.register_buffer("text_basis", torch.eye(feature_dim, self.text_rank).repeat(len(NODE_TYPES), 1, 1))
             self.text_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
+            self.cold_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
+            self.cold_proj.load_state_dict(self.text_proj.state_dict())   # both paths start alike
         else:
             self.text_rank = 0
         # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
         self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
-        # a global query shift s: score = (z_u / tau + s) . z_i, i.e. an item prior s . z_i
-        self.user_shift = nn.Parameter(torch.zeros(dim)) if user_shift else None
+        self.cold_relation = nn.Parameter(torch.ones(num_edge_types, dim))
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -222,6 +231,10 @@ class KGRecModel(nn.Module):
         """Mean over layers, L2-normalised."""
         return F.normalize(torch.stack(layers, 0).mean(0), dim=-1)
 
+    def inductive_parameters(self) -> list[nn.Parameter]:
+        """The inductive path's own parameters :math:`\\mathbf{W}'_t, \\mathbf{r}'_\\rho`."""
+        return [self.cold_relation] + (list(self.cold_proj.parameters()) if self.use_text else [])
+
     def sample_id_mask(self, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor | None:
         """Training-time ID mask: each node keeps its ID embedding with prob ``1 - id_dropout``."""
         if not self.use_id or self.id_dropout <= 0:
@@ -249,15 +262,19 @@ class KGRecModel(nn.Module):
         type ``edge_type[k]`` (the direction neighbour -> new node). ``neighbor_deg``: [K]
         training degrees of those neighbours. ``layers``: the frozen per-layer representations
         of the existing nodes (from :meth:`forward`). New nodes send no messages, so existing
-        representations do not change.
+        representations do not change. Uses the inductive path's own parameters
+        (``cold_proj``, ``cold_relation``; see the module docstring).
         """
         device = layers[0].device
-        h = self.text_input(x_new, node_type) if self.use_text else None
-        if h is None:
+        if self.use_text:
+            if x_new is None:
+                raise ValueError("this model uses text features (use_text=True) but none were given")
+            h = self.cold_proj[node_type](x_new)
+        else:
             h = torch.zeros(num_new, self.dim, device=device, dtype=layers[0].dtype)
         own_deg = torch.bincount(new_index, minlength=num_new).to(layers[0].dtype)
         norm = own_deg.clamp(min=1).rsqrt()[new_index] * neighbor_deg.to(layers[0].dtype).clamp(min=1).rsqrt()
-        w = self.message_weight(edge_type, norm)
+        w = self.cold_relation[edge_type] * norm.unsqueeze(-1)
         out = [h]
         for layer in layers[:-1]:
             msg = layer.index_select(0, neighbor) * w

@@ -33,12 +33,12 @@ from torch import Tensor
 
 from .config import resolve_device
 from .errors import ModelError, TrainingDivergedError
-from .graph_index import GraphIndex, GraphTensors, build_graph
+from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph
 from .inductive import NewEmbeddings, NewNodeBatch, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass
@@ -57,8 +57,8 @@ class TrainConfig:
     weight_decay: float = 0.0          # Adam weight decay
     id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
-    user_shift: bool = False           # learn a global query shift (an item prior s . z_i)
-    cold_loss_weight: float = 0.0      # weight of the cold-start view loss (items/users via the inductive path)
+    cold_item_weight: float = 1.0      # weight of the cold-item view loss (trains the inductive path only)
+    cold_user_weight: float = 1.0      # weight of the cold-user view loss (attributes + 0..3 clicks)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss (0 = off)
     use_text: bool = True
     use_kg: bool = True
@@ -147,10 +147,7 @@ class FitResult:
         order (``user_ids`` / ``item_ids``); the score is their dot product. Cached."""
         z, _ = self._forward()
         U, I = self.index.num_users, self.index.num_items
-        users = z[:U]
-        if self.model.user_shift is not None:
-            users = users + self.config.temperature * self.model.user_shift.detach()
-        return users, z[U:U + I]
+        return z[:U], z[U:U + I]
 
     def entity_embeddings(self) -> Tensor:
         z, _ = self._forward()
@@ -209,8 +206,7 @@ class FitResult:
         return {"num_users": m.num_users, "num_items": m.num_items, "num_entities": m.num_entities,
                 "num_edge_types": m.num_edge_types, "feature_dim": m.feature_dim, "dim": m.dim,
                 "num_layers": m.num_layers, "use_text": m.use_text, "use_id": m.use_id, "use_kg": m.use_kg,
-                "id_dropout": m.id_dropout, "text_rank": m.text_rank or None,
-                "user_shift": m.user_shift is not None}
+                "id_dropout": m.id_dropout, "text_rank": m.text_rank or None}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> "FitResult":
@@ -242,6 +238,7 @@ class _PositiveLookup:
 
     def __init__(self, graph: GraphTensors) -> None:
         self.num_items = graph.num_items
+        self.indptr, self.items = graph.user_positives_csr()
         keys = graph.inter_user.long() * self.num_items + graph.inter_item.long()
         total = graph.num_users * graph.num_items
         if total <= self.DENSE_LIMIT:
@@ -339,8 +336,7 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
                        graph.x.shape[1] if graph.x is not None else 0, config.dim, config.layers,
                        use_text=config.use_text, use_id=config.use_id, use_kg=config.use_kg,
-                       id_dropout=config.id_dropout, text_rank=config.text_rank,
-                       user_shift=config.user_shift).to(device)
+                       id_dropout=config.id_dropout, text_rank=config.text_rank).to(device)
     if model.use_text:
         model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
         graph.x = model.reduce_all(graph.x)
@@ -351,7 +347,6 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     if ckpt_dir:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    U = graph.num_users
     M = len(graph.inter_user)
     steps = math.ceil(M / config.batch_size)
     last_good = copy.deepcopy(model.state_dict())
@@ -443,28 +438,82 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
     uniq, inv = torch.unique(users, return_inverse=True)
     cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
     zu = z[uniq] / config.temperature
-    if model.user_shift is not None:
-        zu = zu + model.user_shift
     neg = (zu @ z_items[cand].T).float().masked_fill_(positive, -torch.inf)
-    lse_neg = torch.logsumexp(neg, 1)[inv]
-    zu = zu[inv]
-    loss = _softmax_loss(zu, zi, lse_neg)
-    if config.cold_loss_weight > 0:
-        cold = _cold_items(model, graph, layers, items)
-        loss = loss + config.cold_loss_weight * _softmax_loss(zu, cold, lse_neg)
+    loss = _softmax_loss(zu[inv], zi, torch.logsumexp(neg, 1)[inv])
+    if config.cold_item_weight > 0 or config.cold_user_weight > 0:
+        frozen = [h.detach() for h in layers]
+        zu, neg = zu.detach(), neg.detach()
+        if config.cold_item_weight > 0:
+            loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu[inv], neg[inv],
+                                                                     z[U + items].detach(), items, cand,
+                                                                     positive[inv], config.temperature)
+        if config.cold_user_weight > 0:
+            rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
+            cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
+            neg_u = (cold_u @ z_items[cand].detach().T).float().masked_fill_(positive[inv[rows]], -torch.inf)
+            loss = loss + config.cold_user_weight * (
+                _softmax_loss(cold_u, zi[rows].detach(), torch.logsumexp(neg_u, 1))
+                + _alignment(cold_u, z[users[rows]].detach()))
     return loss.float()
 
 
+COLD_USER_ROWS = 512      # batch rows that also train the cold-user view
+COLD_USER_CLICKS = 3      # a cold user in training sees 0..3 of their own interactions
+
+
+def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor], zu: Tensor, neg_warm: Tensor,
+                    z_pos: Tensor, items: Tensor, cand: Tensor, positive: Tensor, temperature: float) -> Tensor:
+    """Loss of the cold-item view (trains only the inductive path: everything warm is detached).
+
+    Each batch item ``i`` and each shared negative ``j`` is embedded as if new (:func:`_cold_items`).
+    Three terms, one per way a new item is used: the cold positive against the warm negatives
+    (new items compete with the catalogue), against the cold negatives (new items ranked among
+    themselves), and an alignment ``1 - cos(cold_i, z_i)`` that keeps the cold view where the
+    warm model put the item. ``zu`` ``[B, dim]`` already carries ``1 / temperature``;
+    ``neg_warm`` ``[B, C]`` are the warm negative scores with positives at ``-inf``."""
+    nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
+    cold = _cold_items(model, graph, frozen, nodes)
+    cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
+    neg_cold = (zu @ cold_neg.T).float().masked_fill_(positive, -torch.inf)
+    return (_softmax_loss(zu, cold_pos, torch.logsumexp(neg_warm, 1))
+            + _softmax_loss(zu, cold_pos, torch.logsumexp(neg_cold, 1))
+            + _alignment(cold_pos / temperature, z_pos))
+
+
+def _alignment(a: Tensor, b: Tensor) -> Tensor:
+    """Mean ``1 - cos(a_k, b_k)`` over rows."""
+    return (1 - F.cosine_similarity(a.float(), b.float(), dim=-1)).mean()
+
+
+def _cold_users(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], lookup: _PositiveLookup,
+                users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
+    """Batch users as if they were new: embedded through the inductive path from their text,
+    their knowledge edges (attributes, friends) and 0..``COLD_USER_CLICKS`` of their training
+    items drawn at random, never the row's target ``items``. ``[R, dim]`` in ``users`` order."""
+    R, k, device = len(users), COLD_USER_CLICKS, users.device
+    row_kg, src_kg, et_kg = graph.incoming_knowledge_edges(users)
+    indptr, pos_items = lookup.indptr, lookup.items
+    start = indptr[users]
+    count = indptr[users + 1] - start
+    n = torch.randint(0, k + 1, (R,), generator=gen).to(device)
+    offs = (torch.rand(R, k, generator=gen).to(device) * count.unsqueeze(1)).long()
+    pick = pos_items[start.unsqueeze(1) + offs]
+    keep = (torch.arange(k, device=device).unsqueeze(0) < n.unsqueeze(1)) & (pick != items.unsqueeze(1))
+    row_i = torch.arange(R, device=device).unsqueeze(1).expand(R, k)[keep]
+    src_i = pick[keep] + graph.num_users
+    row, src = torch.cat([row_kg, row_i]), torch.cat([src_kg, src_i])
+    etype = torch.cat([et_kg, torch.full_like(src_i, ITEM_TO_USER)])
+    x = graph.x[users] if model.use_text else None
+    return model.inductive(layers, x, "user", R, row, src, etype, graph.deg[src])
+
+
 def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], items: Tensor) -> Tensor:
-    """The batch's items as if they were new: embedded through the inductive path from their text
-    and knowledge edges only (no ID, no interactions). ``[B, dim]`` in ``items`` order."""
-    U = graph.num_users
-    uniq, inv = torch.unique(items, return_inverse=True)
-    nodes = uniq + U
+    """``items`` (item positions) as if they were new: embedded through the inductive path from
+    their text and knowledge edges only (no ID, no interactions). ``[n, dim]`` in ``items`` order."""
+    nodes = items + graph.num_users
     row, src, etype = graph.incoming_knowledge_edges(nodes)
     x = graph.x[nodes] if model.use_text else None
-    cold = model.inductive(layers, x, "item", len(uniq), row, src, etype, graph.deg[src])
-    return cold[inv]
+    return model.inductive(layers, x, "item", len(items), row, src, etype, graph.deg[src])
 
 
 def _softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor) -> Tensor:

@@ -177,8 +177,9 @@ def test_inductive_node_receives_but_does_not_send(device: str) -> None:
                                      torch.tensor([rel], device=device), g.deg[nb])
     for a, b in zip(before, layers):
         assert torch.equal(a, b)
-    # layer 1 of the new node = r * h_e^(0) / sqrt(1 * deg e); layer 0 = its text projection (no ID)
-    expect1 = model.relation[rel] * layers[0][ent] / torch.sqrt(g.deg[ent])
+    # layer 1 of the new node = r' * h_e^(0) / sqrt(1 * deg e); layer 0 = its own text projection
+    # W' x (no ID): the inductive path's parameters, not the warm model's
+    expect1 = model.cold_relation[rel] * layers[0][ent] / torch.sqrt(g.deg[ent])
     assert torch.allclose(new[1][0], expect1, atol=1e-6)
-    assert torch.allclose(new[0], model.text_proj["item"](x_new), atol=1e-6)
+    assert torch.allclose(new[0], model.cold_proj["item"](x_new), atol=1e-6)
     assert len(new) == model.num_layers + 1

@@ -1,0 +1,235 @@
+"""fit(): reproducible per seed, negatives never positives, divergence caught with the last good
+weights kept, early stopping, checkpoints, save/load state, and cold-start inference that
+leaves warm embeddings bit-identical. Real data: ML-100K's first 300 users, tiny models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import kgrec
+from kgrec.baselines import Popularity
+from kgrec.errors import ModelError, TrainingDivergedError
+from kgrec.graph_index import build_graph
+from model_fixtures import small_movielens
+from kgrec.training import (
+    FitResult,
+    NewNodeBatch,
+    TrainConfig,
+    _bpr_negatives,
+    _PositiveLookup,
+    fit,
+    sample_negatives,
+)
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                 reason="no CUDA device"))]
+TINY = dict(dim=16, layers=2, epochs=2, batch_size=4096, num_negatives=256, eval_every=1)
+
+
+@pytest.fixture(scope="module")
+def small(ml100k_dir: Path) -> kgrec.KnowledgeGraph:
+    """ML-100K restricted to users 1..300 (real data), with LM text features."""
+    from kgrec.text_features import TextEncoder, encode_graph
+
+    kg = small_movielens(ml100k_dir)
+    kg.features = encode_graph(kg, TextEncoder(progress=False, device="cpu"))
+    return kg
+
+
+@pytest.fixture(scope="module")
+def split(small: kgrec.KnowledgeGraph):
+    return small.split("random", test=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(split) -> FitResult:
+    train, _ = split
+    return fit(train, None, TrainConfig(**{**TINY, "epochs": 3}), device="cpu", progress=False)
+
+
+# ---------------------------------------------------------------------- reproducibility
+def test_same_seed_same_embeddings_on_cpu(split) -> None:
+    train, _ = split
+    a = fit(train, None, TrainConfig(**TINY, seed=3), device="cpu", progress=False).final_embeddings()
+    b = fit(train, None, TrainConfig(**TINY, seed=3), device="cpu", progress=False).final_embeddings()
+    c = fit(train, None, TrainConfig(**TINY, seed=4), device="cpu", progress=False).final_embeddings()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+# ---------------------------------------------------------------------- negatives
+def test_sampled_negatives_never_include_positives(split) -> None:
+    train, _ = split
+    _, g = build_graph(train, train.features)
+    lookup = _PositiveLookup(g)
+    pos = set(zip(g.inter_user.tolist(), g.inter_item.tolist()))
+    gen = torch.Generator().manual_seed(0)
+    users = g.inter_user[torch.randperm(len(g.inter_user), generator=gen)[:300]]
+    for num in (64, g.num_items + 10):  # sampled, and the whole catalogue
+        cand, positive = sample_negatives(lookup, users, num, gen)
+        assert len(set(cand.tolist())) == len(cand) == min(num, g.num_items)
+        for b, u in enumerate(users.tolist()):
+            for c, item in enumerate(cand.tolist()):
+                assert bool(positive[b, c]) == ((u, item) in pos)
+    neg = _bpr_negatives(lookup, users, gen)
+    assert not any((u, i) in pos for u, i in zip(users.tolist(), neg.tolist()))
+
+
+def test_bpr_loss_trains(split) -> None:
+    train, _ = split
+    res = fit(train, None, TrainConfig(**{**TINY, "loss": "bpr", "epochs": 1}), device="cpu", progress=False)
+    assert math.isfinite(res.history[0]["loss"])
+
+
+# ---------------------------------------------------------------------- divergence
+def test_divergence_raises_and_keeps_last_good_weights(split, tmp_path: Path) -> None:
+    train, _ = split
+    cfg = TrainConfig(**{**TINY, "epochs": 5, "lr": 1e30, "checkpoint_dir": str(tmp_path)})
+    with pytest.raises(TrainingDivergedError, match=r"loss became .* Fix: lower lr") as info:
+        fit(train, None, cfg, device="cpu", progress=False)
+    result = info.value.result
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    users, items = result.final_embeddings()
+    assert torch.isfinite(users).all() and torch.isfinite(items).all()
+    saved = torch.load(tmp_path / "last_good.pt", weights_only=True)
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(saved["model"][k], v)
+
+
+def test_non_finite_features_are_refused_with_the_row(split) -> None:
+    train, _ = split
+    feats = {k: v.copy() for k, v in train.features.items()}
+    feats["item"][7, 3] = np.inf
+    with pytest.raises(ValueError, match=r"features\['item'\] row 7"):
+        fit(train, feats, TrainConfig(**TINY), device="cpu", progress=False)
+
+
+# ---------------------------------------------------------------------- early stopping, checkpoints
+def test_early_stopping_stops_and_keeps_best(split, tmp_path: Path) -> None:
+    train, test = split
+    cfg = TrainConfig(**{**TINY, "epochs": 10, "lr": 0.0, "patience": 1, "checkpoint_dir": str(tmp_path)})
+    res = fit(train, None, cfg, valid_kg=test, device="cpu", progress=False)
+    assert res.stopped_early and len(res.history) == 2  # lr 0: no improvement after the first evaluation
+    assert res.best_epoch == 1
+    assert all("recall@20" in h and "seconds" in h and "loss" in h for h in res.history)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == 1
+    assert (tmp_path / "last_good.pt").exists()
+
+
+def test_validation_metric_improves_with_training(split) -> None:
+    train, test = split
+    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 3}), valid_kg=test, device="cpu", progress=False)
+    pop = Popularity().fit(train).evaluate(test, k=(20,))["recall@20"]
+    best = max(h["recall@20"] for h in res.history)
+    assert best > 0.15 and best > pop
+
+
+# ---------------------------------------------------------------------- state
+def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
+    torch.save(trained.state(), tmp_path / "state.pt")
+    again = FitResult.from_state(torch.load(tmp_path / "state.pt", weights_only=True), device="cpu")
+    for a, b in zip(trained.final_embeddings(), again.final_embeddings()):
+        assert torch.equal(a, b)
+    assert list(again.user_ids) == list(trained.user_ids)
+    assert again.config == trained.config
+    assert again.history == trained.history
+
+
+def test_set_graph_folds_in_interactions(trained: FitResult, split, small) -> None:
+    train, _ = split
+    res = FitResult.from_state(trained.state(), device="cpu")
+    before = res.final_embeddings()[0].clone()
+    res.set_graph(small)  # train + test interactions, same nodes
+    assert not torch.equal(before, res.final_embeddings()[0])
+    other = small.with_interactions(small.interactions,
+                                    items=small.items.iloc[:-1].reset_index(drop=True))
+    with pytest.raises(ModelError, match="item_ids differ"):
+        res.set_graph(other, small.features | {"item": small.features["item"][:-1]})
+
+
+# ---------------------------------------------------------------------- cold start
+def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
+    """Hold out 20% of the items entirely; their inductive embeddings (text + genre/year edges)
+    sit nearer items that share their genres than random items do, and adding them changes no
+    existing embedding."""
+    train, test = small.split("cold_items", test=0.2, seed=0)
+    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 3}), device="cpu", progress=False)
+    users, items = (t.clone() for t in res.final_embeddings())
+    cold = sorted(train.cold_items)
+    rows = pd.Index(small.items["item_id"]).get_indexer(cold)
+    t = small.triples
+    tri = t[(t["head_type"] == "item") & t["head"].isin(cold)]
+    # the cold items are in the training graph as nodes; present them under new ids
+    new_ids = [f"new-{c}" for c in cold]
+    tri = tri.assign(head="new-" + tri["head"].astype(str))
+    out = res.embed_new_nodes(items=NewNodeBatch(new_ids, small.features["item"][rows]), triples=tri)
+    assert out.items.shape == (len(cold), 16) and out.item_ids == new_ids
+    assert out.report["edges_used"] == len(tri) and out.report["edges_unknown_node"] == 0
+    u2, i2 = res.final_embeddings()
+    assert torch.equal(users, u2) and torch.equal(items, i2)
+    assert torch.allclose(out.items.norm(dim=1), torch.ones(len(cold)))
+
+    genres = t[(t["head_type"] == "item") & (t["relation"] == "HAS_GENRE")]
+    by_item = {h: set(g.astype(str)) for h, g in genres.groupby("head")["tail"]}
+    warm = [i for i in res.item_ids if i not in train.cold_items]
+    warm_pos = res.item_ids.get_indexer(warm)
+    sims = (out.items @ items[torch.as_tensor(warm_pos)].T).numpy()
+    share_top, share_all = [], []
+    for r, c in enumerate(cold):
+        g = by_item.get(c, set())
+        same = np.array([len(g & by_item.get(w, set())) > 0 for w in warm])
+        top = np.argsort(-sims[r], kind="stable")[:20]
+        share_top.append(same[top].mean())
+        share_all.append(same.mean())
+    # the 20 nearest warm items share a genre with the new item far more often than chance
+    assert np.mean(share_top) > 1.3 * np.mean(share_all), (np.mean(share_top), np.mean(share_all))
+
+
+def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None:
+    users_before, items_before = (t.clone() for t in trained.final_embeddings())
+    t = small.triples
+    src = ["1", "2"]
+    tri = t[(t["head_type"] == "user") & t["head"].isin(src)].assign(head=lambda d: "new-" + d["head"])
+    clicks = small.interactions[small.interactions["user_id"] == "1"].head(3)
+    clicks = clicks.assign(user_id="new-1")[["user_id", "item_id"]]
+    rows = pd.Index(small.users["user_id"]).get_indexer(src)
+    out = trained.embed_new_nodes(users=NewNodeBatch(["new-1", "new-2"], small.features["user"][rows]),
+                                  triples=tri, interactions=clicks)
+    assert out.users.shape == (2, 16) and torch.isfinite(out.users).all()
+    assert out.report["edges_used"] == len(tri) + 3
+    u2, i2 = trained.final_embeddings()
+    assert torch.equal(users_before, u2) and torch.equal(items_before, i2)
+    # unknown neighbours and relations are skipped and counted, not fatal
+    bad = pd.DataFrame({"head_type": ["user", "user"], "head": ["new-3", "new-3"], "relation": ["HAS_AGE", "NOPE"],
+                        "tail_type": ["entity", "entity"], "tail": ["age:unknown-bucket", "gender:M"]})
+    out = trained.embed_new_nodes(users=NewNodeBatch(["new-3"], small.features["user"][:1]), triples=bad)
+    assert out.report["edges_unknown_node"] == 1 and out.report["edges_unknown_relation"] == 1
+
+
+def test_new_entities_pass_messages_to_new_items(trained: FitResult, small) -> None:
+    feats = small.features
+    tri = pd.DataFrame({"head_type": ["item"], "head": ["new-item"], "relation": ["HAS_GENRE"],
+                        "tail_type": ["entity"], "tail": ["genre:Space Western"]})
+    alone = trained.embed_new_nodes(items=NewNodeBatch(["new-item"], feats["item"][:1]))
+    linked = trained.embed_new_nodes(items=NewNodeBatch(["new-item"], feats["item"][:1]),
+                                     entities=NewNodeBatch(["genre:Space Western"], feats["entity"][:1]),
+                                     triples=tri)
+    assert linked.report["edges_used"] == 1
+    assert not torch.allclose(alone.items, linked.items)
+
+
+# ---------------------------------------------------------------------- devices
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_on_device(split, device: str) -> None:
+    train, test = split
+    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 1}), valid_kg=test, device=device, progress=False)
+    users, items = res.final_embeddings()
+    assert users.device.type == device and torch.isfinite(users).all()
+    assert res.history[0]["recall@20"] > 0.05
