@@ -81,7 +81,11 @@ class GraphTables:
 
 
 def _strings(s: pd.Series) -> pa.Array:
-    return pa.array(s.astype("string").astype(object).where(s.notna(), None).tolist(), type=pa.string())
+    """``s`` as an Arrow ``string`` array (NA -> null), converted column-wise by Arrow, never row by row."""
+    arr = pa.array(s.astype("string"), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string())
 
 
 def _embedding_array(matrix: np.ndarray | None, n: int) -> pa.Array:
@@ -144,8 +148,7 @@ def graph_tables(kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) 
         "to": _strings(inter["item_id"]),
         "rating": pa.array(inter["rating"].to_numpy(dtype=np.float64, na_value=np.nan), from_pandas=True),
         "weight": pa.array(inter["weight"].to_numpy(dtype=np.float64, na_value=np.nan), from_pandas=True),
-        "timestamp": pa.array(inter["timestamp"].astype("Int64").astype(object).where(inter["timestamp"].notna(), None)
-                              .tolist(), type=pa.int64()),
+        "timestamp": pa.array(inter["timestamp"].astype("Int64"), type=pa.int64(), from_pandas=True),
     })
 
     allowed = set(knowledge_pairs())

@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import ladybug_ddl
@@ -222,7 +222,7 @@ class EmbeddedStore(GraphStore):
         with self._lock:
             self._check_open()
             kept_recs, kept_expl = self._published()
-            ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
+            ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
             kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
             kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
             build = self._build_path()
@@ -259,24 +259,25 @@ class EmbeddedStore(GraphStore):
     def _build(self, build: Path, tables: GraphTables, recs: pa.Table, expl: dict[str, pa.Table]) -> None:
         """Write a complete store file at ``build``: schema, graph, kept results; closed and synced."""
         lb = _ladybug()
-        db = lb.Database(str(build), **self._options)
+        # Nobody sees the build file before the rename and a failed or killed build is discarded,
+        # so each statement commits on its own (no transaction spanning the whole graph: its
+        # commit would log every page) and nothing is checkpointed before close: the close's
+        # one checkpoint writes the file. About 40% faster than one transaction on 846k edges.
+        db = lb.Database(str(build), auto_checkpoint=False, **self._options)
         conn = lb.Connection(db)
         outer = self._conn
-        self._conn = conn  # _exec / _copy / _transaction work on the build file
+        self._conn = conn  # _exec / _copy work on the build file
         try:
-            # one transaction: if this process dies here the build file is discarded, so the
-            # checkpoint hazard of DDL + COPY in one transaction does not apply to it
-            with self._transaction():
-                for stmt in ladybug_ddl():
-                    self._exec(stmt)
-                for label in ("User", "Item", "Entity"):
-                    self._copy(label, tables.nodes[label])
-                self._copy("INTERACTED", tables.interactions)
-                for pair, data in tables.knowledge.items():
-                    self._copy("RELATED", data, pair)
-                self._copy("RECOMMENDED", recs)
-                for label, kept in expl.items():
-                    self._copy("EXPLAINS", kept, ("User", label))
+            for stmt in ladybug_ddl():
+                self._exec(stmt)
+            for label in ("User", "Item", "Entity"):
+                self._copy(label, tables.nodes[label])
+            self._copy("INTERACTED", tables.interactions)
+            for pair, data in tables.knowledge.items():
+                self._copy("RELATED", data, pair)
+            self._copy("RECOMMENDED", recs)
+            for label, kept in expl.items():
+                self._copy("EXPLAINS", kept, ("User", label))
         finally:
             self._conn = outer
             conn.close()
@@ -438,14 +439,11 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
-def _keep(table: pa.Table, from_ids: set[str], to_ids: set[str], item_ids: set[str] | None = None) -> pa.Table:
+def _keep(table: pa.Table, from_ids: pa.Array, to_ids: pa.Array, item_ids: pa.Array | None = None) -> pa.Table:
     """Rows of a kept RECOMMENDED / EXPLAINS table whose end nodes (and explained item) still exist."""
     if table.num_rows == 0:
         return table
-    keep = np.fromiter((f in from_ids and t in to_ids for f, t in zip(table.column("from").to_pylist(),
-                                                                     table.column("to").to_pylist())),
-                       dtype=bool, count=table.num_rows)
+    keep = pc.and_(pc.is_in(table.column("from"), value_set=from_ids), pc.is_in(table.column("to"), value_set=to_ids))
     if item_ids is not None:
-        keep &= np.fromiter((i in item_ids for i in table.column("item").to_pylist()), dtype=bool,
-                            count=table.num_rows)
-    return table.filter(pa.array(keep))
+        keep = pc.and_(keep, pc.is_in(table.column("item"), value_set=item_ids))
+    return table.filter(keep)
