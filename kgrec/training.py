@@ -439,14 +439,15 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
     cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
     zu = z[uniq] / config.temperature
     neg = (zu @ z_items[cand].T).float().masked_fill_(positive, -torch.inf)
-    loss = _softmax_loss(zu[inv], zi, torch.logsumexp(neg, 1)[inv])
+    lse_neg = torch.logsumexp(neg, 1)
+    loss = _softmax_loss(zu[inv], zi, lse_neg[inv])
     if config.cold_item_weight > 0 or config.cold_user_weight > 0:
         frozen = [h.detach() for h in layers]
-        zu, neg = zu.detach(), neg.detach()
+        zu, lse_neg = zu.detach(), lse_neg.detach()
         if config.cold_item_weight > 0:
-            loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu[inv], neg[inv],
-                                                                     z[U + items].detach(), items, cand,
-                                                                     positive[inv], config.temperature)
+            loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv, lse_neg,
+                                                                     zi.detach(), items, cand, positive,
+                                                                     config.temperature)
         if config.cold_user_weight > 0:
             rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
             cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
@@ -461,23 +462,26 @@ COLD_USER_ROWS = 512      # batch rows that also train the cold-user view
 COLD_USER_CLICKS = 3      # a cold user in training sees 0..3 of their own interactions
 
 
-def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor], zu: Tensor, neg_warm: Tensor,
-                    z_pos: Tensor, items: Tensor, cand: Tensor, positive: Tensor, temperature: float) -> Tensor:
+def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor], zu: Tensor, inv: Tensor,
+                    lse_warm: Tensor, z_pos: Tensor, items: Tensor, cand: Tensor, positive: Tensor,
+                    temperature: float) -> Tensor:
     """Loss of the cold-item view (trains only the inductive path: everything warm is detached).
 
     Each batch item ``i`` and each shared negative ``j`` is embedded as if new (:func:`_cold_items`).
     Three terms, one per way a new item is used: the cold positive against the warm negatives
     (new items compete with the catalogue), against the cold negatives (new items ranked among
     themselves), and an alignment ``1 - cos(cold_i, z_i)`` that keeps the cold view where the
-    warm model put the item. ``zu`` ``[B, dim]`` already carries ``1 / temperature``;
-    ``neg_warm`` ``[B, C]`` are the warm negative scores with positives at ``-inf``."""
+    warm model put the item. Per distinct batch user (row ``inv[b]`` for batch row ``b``):
+    ``zu`` ``[u, dim]`` carries ``1 / temperature``, ``lse_warm`` ``[u]`` is the log-sum-exp of
+    the warm negative scores, ``positive`` ``[u, C]`` marks training positives among ``cand``."""
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
-    neg_cold = (zu @ cold_neg.T).float().masked_fill_(positive, -torch.inf)
-    return (_softmax_loss(zu, cold_pos, torch.logsumexp(neg_warm, 1))
-            + _softmax_loss(zu, cold_pos, torch.logsumexp(neg_cold, 1))
-            + _alignment(cold_pos / temperature, z_pos))
+    lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive, -torch.inf), 1)
+    zu_rows = zu[inv]
+    return (_softmax_loss(zu_rows, cold_pos, lse_warm[inv])
+            + _softmax_loss(zu_rows, cold_pos, lse_cold[inv])
+            + _alignment(cold_pos, z_pos))
 
 
 def _alignment(a: Tensor, b: Tensor) -> Tensor:
