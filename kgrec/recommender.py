@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
-from pandas.arrays import ArrowStringArray
 
 from .config import resolve_device
 from .errors import ModelError, UnknownIdError
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from .cold_start import NewNodes
 
 TableLike = pd.DataFrame | str | os.PathLike
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default ``str`` dtype, Arrow-backed
+_STR = pd.Series([""], dtype=str).dtype  # the dtype pandas gives strings (Arrow-backed ``str`` in pandas 3)
 
 
 class Recommender:
@@ -205,8 +204,7 @@ class Recommender:
         # ids gathered as Arrow strings: no Python object per row
         user_col = pa.array(ids, type=pa.string()).take(pa.array(user_row))
         item_col = self._item_id_arrow.take(pa.array(item_pos))
-        return pd.DataFrame({"user_id": ArrowStringArray(user_col, dtype=_STR),
-                             "item_id": ArrowStringArray(item_col, dtype=_STR),
+        return pd.DataFrame({"user_id": pd.array(user_col, dtype=_STR), "item_id": pd.array(item_col, dtype=_STR),
                              "score": flat_scores.astype(np.float64), "rank": rank})
 
     def score(self, users: Sequence[Any] | str, items: Sequence[Any] | str) -> pd.DataFrame:
