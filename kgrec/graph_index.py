@@ -29,6 +29,7 @@ from torch import Tensor
 from .heterodata import to_heterodata
 from .knowledge_graph import NODE_TYPES, KnowledgeGraph
 
+CO_RELATION = "CO_INTERACTED"
 USER_TO_ITEM = 0
 ITEM_TO_USER = 1
 
@@ -102,6 +103,7 @@ class GraphTensors:
     edge_type: Tensor                # [E]
     edge_norm: Tensor                # [E] 1/sqrt(deg(src) deg(dst))
     deg: Tensor                      # [N] float degrees
+    co_edge_types: tuple[int, int] | None = None   # edge types of the CO_INTERACTED item-item edges, if any
 
     @property
     def num_nodes(self) -> int:
@@ -169,6 +171,15 @@ class GraphTensors:
         pos = torch.arange(int(counts.sum()), device=nodes.device) + first
         return row, src[pos], etype[pos]
 
+    def content_edges_into(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`incoming_knowledge_edges` without the co-interaction edges: the edges a node
+        has from its content alone (what a new node brings)."""
+        row, src, etype = self.incoming_knowledge_edges(nodes)
+        if self.co_edge_types is not None:
+            keep = (etype != self.co_edge_types[0]) & (etype != self.co_edge_types[1])
+            row, src, etype = row[keep], src[keep], etype[keep]
+        return row, src, etype
+
     def to(self, device: torch.device | str) -> "GraphTensors":
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         for k, v in kw.items():
@@ -185,10 +196,12 @@ class GraphTensors:
 
 
 def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None, *,
-                use_kg: bool = True) -> tuple[GraphIndex, GraphTensors]:
+                use_kg: bool = True, item_neighbors: int = 0) -> tuple[GraphIndex, GraphTensors]:
     """Index and tensors of ``kg``. ``features`` (node type -> ``[N, F]`` rows in table order;
     default ``kg.features``) are checked to be finite. ``use_kg=False`` keeps only the
-    interaction edges (entities stay as isolated nodes)."""
+    interaction edges (entities stay as isolated nodes). ``item_neighbors=k > 0`` adds, for each
+    item, knowledge edges to its ``k`` most co-interacted items (cosine of their user sets) as the
+    relation :data:`CO_RELATION`."""
     features = features if features is not None else kg.features
     if features is not None:
         for nt in NODE_TYPES:
@@ -202,8 +215,9 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
                 raise ValueError(f"features['{nt}'] row {row} (the {row}th {nt} in table order) holds NaN or "
                                  f"inf ({int(bad.sum())} such rows); re-encode those nodes' text")
     data = to_heterodata(kg, features)
+    relations = list(data.relations) + ([CO_RELATION] if item_neighbors > 0 else [])
     index = GraphIndex(pd.Index(data["user"].node_id, dtype=object), pd.Index(data["item"].node_id, dtype=object),
-                       pd.Index(data["entity"].node_id, dtype=object), pd.Index(list(data.relations), dtype=object))
+                       pd.Index(data["entity"].node_id, dtype=object), pd.Index(relations, dtype=object))
     U, I, N = index.num_users, index.num_items, index.num_nodes
     off = {nt: index.offset(nt) for nt in NODE_TYPES}
 
@@ -220,6 +234,12 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
             src += [ei[0] + off[h], ei[1] + off[t]]
             dst += [ei[1] + off[t], ei[0] + off[h]]
             typ += [2 + 2 * r, 3 + 2 * r]
+    if item_neighbors > 0:
+        a, b = co_interaction_pairs(ui[0].numpy(), ui[1].numpy(), U, I, item_neighbors)
+        r = len(relations) - 1
+        src += [torch.as_tensor(a) + U, torch.as_tensor(b) + U]
+        dst += [torch.as_tensor(b) + U, torch.as_tensor(a) + U]
+        typ += [torch.full((len(a),), 2 + 2 * r), torch.full((len(a),), 3 + 2 * r)]
     edge_index = torch.stack([torch.cat(src), torch.cat(dst)]).long()
     edge_type = torch.cat(typ).long()
     # self-loops (item->item triples on the same node) would double-count; drop them
@@ -236,5 +256,42 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     if features is not None:
         x = torch.cat([data[nt].x for nt in NODE_TYPES], 0).float()
     gt = GraphTensors(U, I, index.num_entities, index.num_edge_types, x, ui[0].long(), ui[1].long(),
-                      edge_index, edge_type, edge_norm, deg)
+                      edge_index, edge_type, edge_norm, deg, co_edge_types(index))
     return index, gt
+
+
+def co_edge_types(index: GraphIndex) -> tuple[int, int] | None:
+    """Edge types (forward, reverse) of the :data:`CO_RELATION` edges, or None."""
+    if CO_RELATION not in index.relations:
+        return None
+    r = index.relations.get_loc(CO_RELATION)
+    return 2 + 2 * r, 3 + 2 * r
+
+
+def co_interaction_pairs(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int, k: int,
+                         block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Undirected item pairs ``(a, b)``, ``a < b``: each item joined to its ``k`` most
+    co-interacted items by cosine of their user sets, :math:`|U_a \\cap U_b| / \\sqrt{|U_a||U_b|}`
+    (ties by position). Computed in blocks of items, so memory stays at one block's
+    co-occurrences."""
+    import scipy.sparse as sp
+
+    r = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(num_users, num_items))
+    r.data[:] = 1.0
+    rt = r.T.tocsr()
+    inv = 1.0 / np.sqrt(np.maximum(np.asarray(r.sum(0)).ravel(), 1.0))
+    heads, tails = [], []
+    for start in range(0, num_items, block):
+        c = (rt[start:start + block] @ r).tocoo()      # [block, I] co-occurrence counts
+        keep = c.col != c.row + start
+        row, col = c.row[keep], c.col[keep]
+        val = c.data[keep] * inv[row + start] * inv[col]
+        order = np.lexsort((col, -val, row))           # per row: best first, ties by column
+        row, col = row[order], col[order]
+        rank = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+        heads.append(row[rank < k] + start)
+        tails.append(col[rank < k])
+    h = np.concatenate(heads) if heads else np.zeros(0, dtype=np.int64)
+    t = np.concatenate(tails) if tails else np.zeros(0, dtype=np.int64)
+    pairs = np.unique(np.minimum(h, t).astype(np.int64) * num_items + np.maximum(h, t))
+    return pairs // num_items, pairs % num_items

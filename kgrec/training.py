@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .config import resolve_device
 from .errors import ModelError, TrainingDivergedError
-from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph
+from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph, co_edge_types
 from .inductive import NewEmbeddings, NewNodeBatch, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
@@ -59,7 +59,8 @@ class TrainConfig:
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
     cold_item_weight: float = 1.0      # weight of the cold-item view loss (trains the inductive path only)
     cold_user_weight: float = 1.0      # weight of the cold-user view loss (attributes + 0..3 clicks)
-    kg_loss_weight: float = 0.0        # weight of a KG completion loss (0 = off)
+    item_neighbors: int = 0            # join each item to its k most co-interacted items (0 = off)
+    kg_loss_weight: float = 0.0        # weight of a KG completion loss on layer 0 (0 = off; see _kg_loss)
     use_text: bool = True
     use_kg: bool = True
     use_id: bool = True
@@ -164,7 +165,8 @@ class FitResult:
         interactions once training is done). ``kg`` must have the same users, items, entities
         and relations as the training graph. Returns ``self``."""
         features = features if features is not None else kg.features
-        index, graph = build_graph(kg, features if self.model.use_text else None, use_kg=self.config.use_kg)
+        index, graph = build_graph(kg, features if self.model.use_text else None, use_kg=self.config.use_kg,
+                                   item_neighbors=self.config.item_neighbors)
         if self.model.use_text:
             graph.x = self.model.reduce_all(graph.x.to(self.device)).detach()
         for name in ("user_ids", "item_ids", "entity_ids", "relations"):
@@ -223,7 +225,7 @@ class FitResult:
         gd = state["graph"]
         graph = GraphTensors(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
                              gd["x"], gd["inter_user"], gd["inter_item"], gd["edge_index"], gd["edge_type"],
-                             gd["edge_norm"], gd["deg"])
+                             gd["edge_norm"], gd["deg"], co_edge_types(index))
         res = cls(model.to(device), index, graph.to(device), config, state.get("history", []), device)
         res.best_epoch = state.get("best_epoch")
         return res
@@ -326,7 +328,8 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     if config.use_text and features is None:
         raise ValueError("use_text=True needs text features: pass features=kgrec.text_features.encode_graph(kg) "
                          "or set use_text=False")
-    index, graph = build_graph(train_kg, features if config.use_text else None, use_kg=config.use_kg)
+    index, graph = build_graph(train_kg, features if config.use_text else None, use_kg=config.use_kg,
+                               item_neighbors=config.item_neighbors)
     if len(graph.inter_user) == 0:
         raise ValueError("the training graph has no interactions")
     graph = graph.to(device)
@@ -426,6 +429,8 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
 
 def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup, z: Tensor,
           layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
+    """The step's loss: ``config.loss`` on the batch's (user, item) rows, the cold-start views
+    (softmax only) and the optional KG loss."""
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -433,7 +438,20 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
         zu = z[users]
         neg = _bpr_negatives(lookup, users, gen)
         diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
-        return F.softplus(-diff).mean().float()
+        loss = F.softplus(-diff).mean()
+    else:
+        loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen)
+    if config.kg_loss_weight > 0:
+        loss = loss + config.kg_loss_weight * _kg_loss(model, graph, layers[0], len(users), config.temperature, gen)
+    return loss.float()
+
+
+def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
+                    z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
+    """Sampled softmax of the warm model plus the cold-item and cold-user views."""
+    U = graph.num_users
+    zi = z[U + items]
+    z_items = z[U:U + graph.num_items]
     # rows of the same user share the negatives, so their normaliser is computed once per user
     uniq, inv = torch.unique(users, return_inverse=True)
     cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
@@ -455,7 +473,28 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
             loss = loss + config.cold_user_weight * (
                 _softmax_loss(cold_u, zi[rows].detach(), torch.logsumexp(neg_u, 1))
                 + _alignment(cold_u, z[users[rows]].detach()))
-    return loss.float()
+    return loss
+
+
+def _kg_loss(model: KGRecModel, graph: GraphTensors, h0: Tensor, num: int, temperature: float,
+             gen: torch.Generator) -> Tensor:
+    """KG completion on layer 0: for ``num`` sampled knowledge edges ``(u, rho, v)``, the
+    relation-modulated head :math:`\\mathbf{r}_\\rho \\odot \\mathbf{h}_u` should be closer (cosine
+    / temperature) to the true tail :math:`\\mathbf{h}_v` than to a random node of the tail's type
+    (BPR)."""
+    src, dst, etype, _ = graph.knowledge_edges()
+    if len(src) == 0:
+        return h0.new_zeros(())
+    pick = torch.randint(len(src), (num,), generator=gen).to(src.device)
+    s, d, r = src[pick], dst[pick], etype[pick]
+    bounds = torch.tensor([0, graph.num_users, graph.num_users + graph.num_items, graph.num_nodes], device=d.device)
+    kind = torch.bucketize(d, bounds[1:], right=True)         # 0 user, 1 item, 2 entity
+    lo, size = bounds[kind], bounds[kind + 1] - bounds[kind]
+    corrupt = lo + (torch.rand(num, generator=gen).to(d.device) * size).long().clamp(max=size - 1)
+    head = F.normalize(model.relation[r] * h0[s], dim=-1)
+    pos = (head * F.normalize(h0[d], dim=-1)).sum(-1)
+    neg = (head * F.normalize(h0[corrupt], dim=-1)).sum(-1)
+    return F.softplus(-(pos - neg) / temperature).mean()
 
 
 COLD_USER_ROWS = 512      # batch rows that also train the cold-user view
@@ -495,7 +534,7 @@ def _cold_users(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], lo
     their knowledge edges (attributes, friends) and 0..``COLD_USER_CLICKS`` of their training
     items drawn at random, never the row's target ``items``. ``[R, dim]`` in ``users`` order."""
     R, k, device = len(users), COLD_USER_CLICKS, users.device
-    row_kg, src_kg, et_kg = graph.incoming_knowledge_edges(users)
+    row_kg, src_kg, et_kg = graph.content_edges_into(users)
     indptr, pos_items = lookup.indptr, lookup.items
     start = indptr[users]
     count = indptr[users + 1] - start
@@ -515,7 +554,7 @@ def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], it
     """``items`` (item positions) as if they were new: embedded through the inductive path from
     their text and knowledge edges only (no ID, no interactions). ``[n, dim]`` in ``items`` order."""
     nodes = items + graph.num_users
-    row, src, etype = graph.incoming_knowledge_edges(nodes)
+    row, src, etype = graph.content_edges_into(nodes)
     x = graph.x[nodes] if model.use_text else None
     return model.inductive(layers, x, "item", len(items), row, src, etype, graph.deg[src])
 

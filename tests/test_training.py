@@ -15,13 +15,15 @@ import torch
 import kgrec
 from kgrec.baselines import Popularity
 from kgrec.errors import ModelError, TrainingDivergedError
-from kgrec.graph_index import build_graph
+from kgrec.graph_index import CO_RELATION, build_graph, co_interaction_pairs
+from kgrec.model import KGRecModel
 from model_fixtures import small_movielens
 from kgrec.training import (
     FitResult,
     NewNodeBatch,
     TrainConfig,
     _bpr_negatives,
+    _kg_loss,
     _PositiveLookup,
     fit,
     sample_negatives,
@@ -233,3 +235,50 @@ def test_fit_on_device(split, device: str) -> None:
     users, items = res.final_embeddings()
     assert users.device.type == device and torch.isfinite(users).all()
     assert res.history[0]["recall@20"] > 0.05
+
+
+# ---------------------------------------------------------------------- optional graph parts and losses
+def test_co_interaction_pairs_by_hand() -> None:
+    # users {0,1}, {0,1,2}, {2,3}: cosines (0,1) 1.0, (2,3) 0.71, (0,2) = (1,2) 0.5
+    users = np.array([0, 0, 1, 1, 1, 2, 2])
+    items = np.array([0, 1, 0, 1, 2, 2, 3])
+    a, b = co_interaction_pairs(users, items, 3, 4, k=1)
+    assert sorted(zip(a.tolist(), b.tolist())) == [(0, 1), (2, 3)]
+    a, b = co_interaction_pairs(users, items, 3, 4, k=2)
+    assert sorted(zip(a.tolist(), b.tolist())) == [(0, 1), (0, 2), (1, 2), (2, 3)]
+
+
+def test_item_neighbors_add_edges_the_cold_view_ignores(split) -> None:
+    train, _ = split
+    index, g = build_graph(train, train.features, item_neighbors=5)
+    assert index.relations[-1] == CO_RELATION and g.co_edge_types == (index.num_edge_types - 2,
+                                                                       index.num_edge_types - 1)
+    co = (g.edge_type == g.co_edge_types[0]) | (g.edge_type == g.co_edge_types[1])
+    assert co.sum() >= 5 * index.num_items  # every item with interactions has up to 5, both directions
+    items = torch.arange(index.num_items) + index.num_users
+    _, _, all_types = g.incoming_knowledge_edges(items)
+    _, _, content_types = g.content_edges_into(items)
+    assert (all_types == g.co_edge_types[1]).any() or (all_types == g.co_edge_types[0]).any()
+    assert not ((content_types == g.co_edge_types[0]) | (content_types == g.co_edge_types[1])).any()
+    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 1, "item_neighbors": 5}), device="cpu", progress=False)
+    again = FitResult.from_state(res.state(), device="cpu")
+    assert again.graph.co_edge_types == g.co_edge_types
+
+
+def test_kg_loss_pulls_relation_heads_to_their_tails(split) -> None:
+    train, _ = split
+    index, g = build_graph(train, train.features)
+    model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types, 0, 16, 1,
+                       use_text=False)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+
+    def kg_loss() -> torch.Tensor:
+        return _kg_loss(model, g, model.input_embedding(None), 4096, 0.2, torch.Generator().manual_seed(1))
+    before = kg_loss().item()
+    for _ in range(30):
+        opt.zero_grad()
+        kg_loss().backward()
+        opt.step()
+    assert kg_loss().item() < 0.5 * before
+    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 1, "kg_loss_weight": 0.5}), device="cpu", progress=False)
+    assert math.isfinite(res.history[0]["loss"])
