@@ -139,6 +139,7 @@ class Recommender:
         ok = (u >= 0) & (i >= 0)
         self.seen_ = SeenItems(u[ok], i[ok], len(self.user_index_))
         self._layer_cache = None
+        self._in_csr = None
         self._path_finder = None
 
     def _check_fitted(self) -> None:
@@ -371,6 +372,20 @@ class Recommender:
                                  torch.stack(layers).mean(0))
         return self._layer_cache
 
+    def _incoming_edges(self, node: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(source, edge_type, edge_norm)`` of the training graph's edges into ``node``
+        (homogeneous position), from a CSR by target built once per graph."""
+        if getattr(self, "_in_csr", None) is None:
+            g = self.fit_.graph
+            target = g.edge_index[1].cpu()
+            order = torch.argsort(target, stable=True)
+            indptr = torch.zeros(g.num_nodes + 1, dtype=torch.long)
+            indptr[1:] = torch.cumsum(torch.bincount(target, minlength=g.num_nodes), 0)
+            self._in_csr = (indptr, g.edge_index[0].cpu()[order], g.edge_type.cpu()[order], g.edge_norm.cpu()[order])
+        indptr, src, etype, enorm = self._in_csr
+        lo, hi = int(indptr[node]), int(indptr[node + 1])
+        return src[lo:hi], etype[lo:hi], enorm[lo:hi]
+
     def score_contributions(self, user: str, item: str) -> tuple[pd.DataFrame, float, float]:
         """Exact decomposition of ``score(user, item)`` over the item's neighbours in the
         trained graph.
@@ -385,18 +400,15 @@ class Recommender:
         _, upos = self._user_positions([user])
         ipos = self._item_positions([item])
         idx = self.fit_.index
-        if int(ipos[0]) >= idx.num_items or str(item) in set(self._extra["item"][0]):
+        if int(ipos[0]) >= idx.num_items or str(item) in self._extra["item"][0]:
             raise ModelError(f"item '{item}' was added after training (cold start): its score has no trained "
                              "neighbourhood to decompose. Fix: retrain with the item in the graph to explain it")
         z, layers, lsum, lmean = self._layer_sums()
         U, I = idx.num_users, idx.num_items
         node = U + int(ipos[0])
         zu = self.user_emb_[upos[0]]
-        g = self.fit_.graph
-        ei = g.edge_index.cpu()
-        mask = ei[1] == node
-        src = ei[0][mask]
-        w = self.fit_.model.message_weight(g.edge_type.cpu()[mask], g.edge_norm.cpu()[mask]).detach().float().cpu()
+        src, etype, enorm = self._incoming_edges(node)
+        w = self.fit_.model.message_weight(etype, enorm).detach().float().cpu()
         scale = len(layers) * float(lmean[node].norm())
         contrib = ((w * lsum[src]) @ zu) / scale
         self_term = float(layers[0][node] @ zu) / scale
@@ -406,7 +418,7 @@ class Recommender:
         for t, off, index in (("user", 0, idx.user_ids), ("item", U, idx.item_ids), ("entity", U + I, idx.entity_ids)):
             sel = types == t
             ids[sel] = index.to_numpy()[src_np[sel] - off]
-        et = g.edge_type.cpu()[mask].numpy()
+        et = etype.numpy()
         rel = np.where(et < 2, "INTERACTED", idx.relations.to_numpy()[np.maximum(et - 2, 0) // 2]
                        if len(idx.relations) else "INTERACTED")
         df = pd.DataFrame({"node_type": types, "node_id": ids, "relation": rel, "weight": contrib.numpy()})
@@ -438,7 +450,8 @@ class Recommender:
         self._check_fitted()
         user, item = str(user), str(item)
         contrib, self_term, score = self.score_contributions(user, item)
-        per_node = contrib.groupby(["node_type", "node_id"], sort=False)["weight"].sum()
+        per_node: dict[tuple[str, str], float] = \
+            contrib.groupby(["node_type", "node_id"], sort=False)["weight"].sum().to_dict()
         paths = self._paths().find(user, item)
         counts: dict[tuple[str, str], int] = {}
         for p in paths:
@@ -446,42 +459,62 @@ class Recommender:
         rows = []
         for p in paths:
             key = (p.via_type, p.via_id)
-            if key not in per_node.index:
+            if key not in per_node:
                 continue  # a user-side path through a node that is no neighbour in the trained graph
-            rows.append({"kind": p.kind, "path": describe(p, self._names), "weight": float(per_node[key]) / counts[key],
+            rows.append({"kind": p.kind, "path": describe(p, self._names), "weight": per_node[key] / counts[key],
                          "via_type": p.via_type, "via_id": p.via_id, "nodes": p.nodes})
-        # co-interaction: each similar user's contribution split over the items it shares
-        # with the user, then summed per shared item j: "you liked j; n users who liked j liked it"
-        by_j: dict[str, list] = {}
-        for v, common in self._paths().co_interactions(user, item).items():
-            key = ("user", v)
-            if key not in per_node.index:
-                continue
-            share = float(per_node[key]) / len(common)
-            for j in common:
-                by_j.setdefault(j, []).append((share, v))
-            counts[key] = len(common)
-        for j, parts in by_j.items():
-            parts.sort(reverse=True)
-            v_top = parts[0][1]
-            via = f"{len(parts)} users" if len(parts) > 1 else f"user {v_top}"
-            label = self._names.get(("item", j), j)
-            rows.append({"kind": "similar_users", "path": f"user {user} -> {label} <- {via} -> "
-                         f"{self._names.get(('item', item), item)}", "weight": sum(w for w, _ in parts),
-                         "via_type": "user", "via_id": v_top,
-                         "nodes": [("user", user), ("item", j), ("user", v_top), ("item", item)]})
-        explained = set(counts)
-        rest = per_node[[k not in explained for k in per_node.index]]
-        for nt, w in rest.groupby(level=0).sum().items():
-            n = int((rest.index.get_level_values(0) == nt).sum())
-            rows.append({"kind": f"other_{nt}s", "path": f"{n} other {nt} neighbour(s) of the item",
-                         "weight": float(w), "via_type": nt, "via_id": "", "nodes": []})
+        rows += self._similar_user_rows(user, item, per_node, counts, top)
+        rest_w: dict[str, float] = {}
+        rest_n: dict[str, int] = {}
+        for key, w in per_node.items():
+            if key not in counts:  # a neighbour no path above went through
+                rest_w[key[0]] = rest_w.get(key[0], 0.0) + w
+                rest_n[key[0]] = rest_n.get(key[0], 0) + 1
+        for nt in sorted(rest_w):
+            rows.append({"kind": f"other_{nt}s", "path": f"{rest_n[nt]} other {nt} neighbour(s) of the item",
+                         "weight": rest_w[nt], "via_type": nt, "via_id": "", "nodes": []})
         rows.append({"kind": "item_itself", "path": "the item's own text and ID embedding", "weight": self_term,
                      "via_type": "item", "via_id": item, "nodes": [("item", item)]})
         df = pd.DataFrame(rows).sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
         df["share"] = df["weight"] / score if score != 0 else np.nan
         df.insert(0, "rank", np.arange(1, len(df) + 1))
         return df[["rank", "kind", "path", "weight", "share", "via_type", "via_id", "nodes"]].head(top)
+
+    def _similar_user_rows(self, user: str, item: str, per_node: dict[tuple[str, str], float],
+                           counts: dict[tuple[str, str], int], top: int) -> list[dict[str, Any]]:
+        """``similar_users`` rows of :meth:`explain`: each similar user's contribution split over
+        the items it shares with ``user``, summed per shared item j ("you liked j; n users who
+        liked j liked it"), the ``top`` heaviest in first-seen order (no other row of this kind
+        can reach :meth:`explain`'s top). Marks the users it explains in ``counts``."""
+        vs: list[str] = []
+        js: list[str] = []
+        shares: list[float] = []
+        for v, common in self._paths().co_interactions(user, item).items():
+            key = ("user", v)
+            if key not in per_node:
+                continue
+            counts[key] = len(common)
+            vs += [v] * len(common)
+            js += common
+            shares += [per_node[key] / len(common)] * len(common)
+        if not js:
+            return []
+        codes, shared = pd.factorize(np.asarray(js, dtype=object))
+        weight = np.bincount(codes, weights=np.asarray(shares))
+        n_users = np.bincount(codes)
+        # the strongest user per shared item (equal shares: the larger id)
+        parts = pd.DataFrame({"j": codes, "share": shares, "v": vs}).sort_values(
+            ["j", "share", "v"], ascending=[True, False, False], kind="stable")
+        strongest = parts.drop_duplicates("j")["v"].to_numpy()
+        label_item = self._names.get(("item", item), item)
+        rows = []
+        for c in np.sort(np.argsort(-weight, kind="stable")[:top]):
+            j, v_top = shared[c], strongest[c]
+            via = f"{n_users[c]} users" if n_users[c] > 1 else f"user {v_top}"
+            rows.append({"kind": "similar_users", "path": f"user {user} -> {self._names.get(('item', j), j)} <- {via} "
+                         f"-> {label_item}", "weight": float(weight[c]), "via_type": "user", "via_id": v_top,
+                         "nodes": [("user", user), ("item", j), ("user", v_top), ("item", item)]})
+        return rows
 
     def reason(self, user: Any, item: Any) -> str:
         """One line: the path that contributes most to the score (for listings)."""
