@@ -397,6 +397,14 @@ class Recommender:
         :math:`n`: :math:`z_u^\\top (w_{n\\to i} \\odot \\sum_{l<L} h_n^{(l)}) / ((L+1)\\lVert\\bar h_i\\rVert)`.
         Returns ``(contributions: node_type, node_id, relation, weight; self_term; score)``;
         self term + the weights = score (up to float rounding)."""
+        types, ids, et, weight, self_term, score = self._contributions(user, item)
+        rels = self.fit_.index.relations.to_numpy()
+        rel = np.where(et < 2, "INTERACTED", rels[np.maximum(et - 2, 0) // 2] if len(rels) else "INTERACTED")
+        return pd.DataFrame({"node_type": types, "node_id": ids, "relation": rel, "weight": weight}), self_term, score
+
+    def _contributions(self, user: str, item: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """:meth:`score_contributions` as arrays: ``(node types, node ids, edge types, weights,
+        self term, score)``."""
         _, upos = self._user_positions([user])
         ipos = self._item_positions([item])
         idx = self.fit_.index
@@ -418,11 +426,7 @@ class Recommender:
         for t, off, index in (("user", 0, idx.user_ids), ("item", U, idx.item_ids), ("entity", U + I, idx.entity_ids)):
             sel = types == t
             ids[sel] = index.to_numpy()[src_np[sel] - off]
-        et = etype.numpy()
-        rel = np.where(et < 2, "INTERACTED", idx.relations.to_numpy()[np.maximum(et - 2, 0) // 2]
-                       if len(idx.relations) else "INTERACTED")
-        df = pd.DataFrame({"node_type": types, "node_id": ids, "relation": rel, "weight": contrib.numpy()})
-        return df, self_term, float(zu @ self.item_emb_[ipos[0]])
+        return types, ids, etype.numpy(), contrib.numpy(), self_term, float(zu @ self.item_emb_[ipos[0]])
 
     def _paths(self):
         from .explain_paths import PathFinder, names
@@ -449,9 +453,10 @@ class Recommender:
 
         self._check_fitted()
         user, item = str(user), str(item)
-        contrib, self_term, score = self.score_contributions(user, item)
-        per_node: dict[tuple[str, str], float] = \
-            contrib.groupby(["node_type", "node_id"], sort=False)["weight"].sum().to_dict()
+        types, ids, _, weight, self_term, score = self._contributions(user, item)
+        per_node: dict[tuple[str, str], float] = {}  # summed over a neighbour's edges
+        for key, w in zip(zip(types.tolist(), ids.tolist()), weight.tolist()):
+            per_node[key] = per_node.get(key, 0.0) + w
         paths = self._paths().find(user, item)
         counts: dict[tuple[str, str], int] = {}
         for p in paths:
@@ -475,10 +480,11 @@ class Recommender:
                          "weight": rest_w[nt], "via_type": nt, "via_id": "", "nodes": []})
         rows.append({"kind": "item_itself", "path": "the item's own text and ID embedding", "weight": self_term,
                      "via_type": "item", "via_id": item, "nodes": [("item", item)]})
-        df = pd.DataFrame(rows).sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
-        df["share"] = df["weight"] / score if score != 0 else np.nan
+        rows = sorted(rows, key=lambda r: -r["weight"])[:top]  # stable: equal weights keep their order
+        df = pd.DataFrame(rows, columns=["kind", "path", "weight", "via_type", "via_id", "nodes"])
         df.insert(0, "rank", np.arange(1, len(df) + 1))
-        return df[["rank", "kind", "path", "weight", "share", "via_type", "via_id", "nodes"]].head(top)
+        df.insert(4, "share", df["weight"] / score if score != 0 else np.nan)
+        return df
 
     def _similar_user_rows(self, user: str, item: str, per_node: dict[tuple[str, str], float],
                            counts: dict[tuple[str, str], int], top: int) -> list[dict[str, Any]]:
@@ -503,9 +509,11 @@ class Recommender:
         weight = np.bincount(codes, weights=np.asarray(shares))
         n_users = np.bincount(codes)
         # the strongest user per shared item (equal shares: the larger id)
-        parts = pd.DataFrame({"j": codes, "share": shares, "v": vs}).sort_values(
-            ["j", "share", "v"], ascending=[True, False, False], kind="stable")
-        strongest = parts.drop_duplicates("j")["v"].to_numpy()
+        v_codes, v_ids = pd.factorize(np.asarray(vs, dtype=object), sort=True)
+        order = np.lexsort((-v_codes, -np.asarray(shares), codes))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = codes[order][1:] != codes[order][:-1]
+        strongest = v_ids[v_codes[order][first]]
         label_item = self._names.get(("item", item), item)
         rows = []
         for c in np.sort(np.argsort(-weight, kind="stable")[:top]):
