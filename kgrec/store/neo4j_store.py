@@ -33,8 +33,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
