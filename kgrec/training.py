@@ -18,12 +18,13 @@ clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops being fini
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -324,6 +325,25 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     config = config or TrainConfig()
     config.validate()
     device = resolve_device(device)
+    with _deterministic(device.type == "cpu"):
+        return _fit(train_kg, features, config, valid_kg, device, progress)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the duration (restored afterwards): without
+    it, CPU scatter-adds sum in thread order and two runs with one seed differ in the last bits."""
+    before, before_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+
+
+def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config: TrainConfig,
+         valid_kg: KnowledgeGraph | None, device: torch.device, progress: bool) -> FitResult:
     features = features if features is not None else train_kg.features
     if config.use_text and features is None:
         raise ValueError("use_text=True needs text features: pass features=kgrec.text_features.encode_graph(kg) "
