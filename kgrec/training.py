@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from torch import Tensor
 from .config import resolve_device
 from .errors import ModelError, TrainingDivergedError
 from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph, co_edge_types
-from .inductive import NewEmbeddings, NewNodeBatch, embed_new_nodes
+from .inductive import NewEmbeddings, NewNodeBatch, NodeStates, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
 
@@ -182,9 +182,10 @@ class FitResult:
     # ------------------------------------------------------------------ cold start
     def embed_new_nodes(self, items: NewNodeBatch | None = None, users: NewNodeBatch | None = None,
                         entities: NewNodeBatch | None = None, triples: pd.DataFrame | None = None,
-                        interactions: pd.DataFrame | None = None) -> NewEmbeddings:
+                        interactions: pd.DataFrame | None = None, *,
+                        added: Mapping[str, NodeStates] | None = None) -> NewEmbeddings:
         """Representations of nodes unseen in training; see :func:`kgrec.inductive.embed_new_nodes`."""
-        return embed_new_nodes(self, items, users, entities, triples, interactions)
+        return embed_new_nodes(self, items, users, entities, triples, interactions, added=added)
 
     # ------------------------------------------------------------------ save / load
     def state(self) -> dict[str, Any]:

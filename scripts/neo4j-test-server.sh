@@ -85,7 +85,10 @@ cmd_start() {
     fi
     build
     mkdir -p "$RUN_DIR"
+    # The background job truncates the log only once it runs: empty it here, or the wait
+    # loop below can read the READY line of the previous server.
     rm -f "$URI_FILE"
+    : >"$LOG_FILE"
     local args=("$port")
     [[ -n "$data" ]] && args+=("$data")
     say "Neo4j server starting (port $port, data ${data:-in a temp dir}, log $LOG_FILE)"
