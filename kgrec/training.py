@@ -50,11 +50,11 @@ class TrainConfig:
     dim: int = 64                      # embedding size
     layers: int = 3                    # propagation layers
     epochs: int = 60                   # passes over the training interactions (upper bound with early stopping)
-    lr: float = 5e-3                   # Adam learning rate
-    batch_size: int = 2048             # interactions per step
+    lr: float = 1e-2                   # Adam learning rate
+    batch_size: int = 4096             # interactions per step
     loss: Literal["softmax", "bpr"] = "softmax"
     num_negatives: int = 1024          # softmax: items sampled per step, shared by the batch (all items if fewer)
-    temperature: float = 0.1           # softmax: scores are cosines / temperature
+    temperature: float = 0.2           # softmax: scores are cosines / temperature
     weight_decay: float = 0.0          # Adam weight decay
     id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
