@@ -14,6 +14,7 @@ import pytest
 import kgrec
 from kgrec import DataError, KgrecError, KnowledgeGraph, SchemaError
 from kgrec import loaders as L
+from kgat_mini import write_kgat_mini
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -230,8 +231,7 @@ def test_non_numeric_column_given_to_build() -> None:
 
 # ---------------------------------------------------------------------------------- splits
 def test_users_only_in_test_follow_the_documented_policy(tmp_path: Path) -> None:
-    d = tmp_path / "kgat"
-    shutil.copytree(FIXTURES / "kgat-mini", d)
+    d = write_kgat_mini(tmp_path / "kgat")
     train, test = L.kgat_split(d)
     # user 2 appears only in test.txt: kept (a cold user for the model) and counted
     assert train.summary().report["users_only_in_test"] == 1
@@ -289,8 +289,7 @@ def test_rdf_naming_unknown_items(tmp_path: Path) -> None:
 
 
 def test_kgat_bad_ids(tmp_path: Path) -> None:
-    d = tmp_path / "kgat"
-    shutil.copytree(FIXTURES / "kgat-mini", d)
+    d = write_kgat_mini(tmp_path / "kgat")
     write(d / "train.txt", "0 0 1\n1 2 x7\n")
     fails(lambda: L.kgat(d), "train.txt row 2: 'x' in an id", "remap ids")
     write(d / "train.txt", "0 0 1\n1 2 3\n")

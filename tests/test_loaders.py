@@ -14,6 +14,7 @@ import pytest
 import kgrec
 from kgrec import DataError, KnowledgeGraph
 from kgrec import loaders as L
+from kgat_mini import write_kgat_mini
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -195,8 +196,9 @@ def test_kgat_whole_graph_loads_fast(data_root: Path) -> None:
     assert elapsed < 10, f"KGAT amazon-book took {elapsed:.1f} s"
 
 
-def test_kgat_fixture_policies() -> None:
-    train, test = L.kgat_split(FIXTURES / "kgat-mini")
+def test_kgat_fixture_policies(tmp_path: Path) -> None:
+    mini = write_kgat_mini(tmp_path / "kgat-mini")
+    train, test = L.kgat_split(mini)
     pairs = lambda kg: sorted(zip(kg.interactions["user_id"], kg.interactions["item_id"]))  # noqa: E731
     assert pairs(train) == [("0", "0"), ("0", "1"), ("1", "2")]
     assert pairs(test) == [("0", "2"), ("1", "0"), ("2", "1")]
@@ -209,7 +211,7 @@ def test_kgat_fixture_policies() -> None:
         ("item", "1", "book.author.works", "entity", "kg:m.x"),
         ("item", "2", "type.object.type", "item", "1"),
     ]
-    whole = L.kgat(FIXTURES / "kgat-mini")
+    whole = L.kgat(mini)
     assert len(whole.interactions) == 6
 
 
