@@ -15,8 +15,8 @@ import kgrec
 from kgrec import DataError, KgrecError, KnowledgeGraph, SchemaError
 from kgrec import loaders as L
 from kgat_mini import write_kgat_mini
+from movielens_mini import write_movielens_mini
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def fails(fn: Callable[[], object], *parts: str) -> KgrecError:
@@ -65,7 +65,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_missing_file_inside_a_loader_folder(ml_dir: Callable[[str], Path]) -> None:
-    d = ml_dir("1\t1\t5\t881250949\n")
+    d = ml_dir("1\t1\t5\t880000101\n")
     (d / "u.item").unlink()
     fails(lambda: L.movielens(d), "u.item: file not found", "re-extract")
 
@@ -77,14 +77,14 @@ def test_missing_loader_folder(tmp_path: Path) -> None:
 def test_directory_instead_of_file(tmp_path: Path, ml_dir: Callable[[str], Path]) -> None:
     (tmp_path / "ratings.csv").mkdir()
     fails(lambda: kgrec.from_tables(tmp_path / "ratings.csv"), "ratings.csv: is a directory")
-    d = ml_dir("1\t1\t5\t881250949\n")
+    d = ml_dir("1\t1\t5\t880000101\n")
     (d / "u.data").unlink()
     (d / "u.data").mkdir()
     fails(lambda: L.movielens(d), "u.data: is a directory", "not a folder")
 
 
 def test_file_instead_of_folder(tmp_path: Path) -> None:
-    f = write(tmp_path / "u.data", "1\t1\t5\t881250949\n")
+    f = write(tmp_path / "u.data", "1\t1\t5\t880000101\n")
     fails(lambda: L.movielens(f), "u.data: is a file", f"pass {tmp_path}")
 
 
@@ -119,14 +119,14 @@ def test_wrong_separator_generic(tmp_path: Path) -> None:
 
 
 def test_wrong_separator_in_a_loader(ml_dir: Callable[[str], Path]) -> None:
-    fails(lambda: L.movielens(ml_dir("196,242,3,881250949\n")),
+    fails(lambda: L.movielens(ml_dir("7,42,3,880000101\n")),
           "u.data row 1: expected 4 fields separated by '\\t' (tab), found 1", "looks separated by ','")
 
 
 def test_row_with_too_few_and_too_many_fields(ml_dir: Callable[[str], Path], tmp_path: Path) -> None:
-    fails(lambda: L.movielens(ml_dir("196\t242\t3\t881250949\n186\t302\t3\n")),
+    fails(lambda: L.movielens(ml_dir("7\t42\t3\t880000101\n8\t17\t3\n")),
           "u.data row 2: the row has 3 fields, expected 4")
-    fails(lambda: L.movielens(ml_dir("196\t242\t3\t881250949\n186\t302\t3\t891717742\t7\n")),
+    fails(lambda: L.movielens(ml_dir("7\t42\t3\t880000101\n8\t17\t3\t880000202\t7\n")),
           "u.data row 2: malformed row", "4 fields")
 
 
@@ -134,7 +134,7 @@ def test_row_with_too_few_and_too_many_fields(ml_dir: Callable[[str], Path], tmp
 def test_non_numeric_rating(tmp_path: Path, ml_dir: Callable[[str], Path]) -> None:
     p = write(tmp_path / "r.csv", "user_id,item_id,rating\n1,10,4\n2,10,five\n")
     fails(lambda: kgrec.from_tables(p), "r.csv row 3: rating 'five' is not a number", "numeric")
-    fails(lambda: L.movielens(ml_dir("196\t242\t3\t881250949\n186\t302\tthree\t891717742\n")),
+    fails(lambda: L.movielens(ml_dir("7\t42\t3\t880000101\n8\t17\tthree\t880000202\n")),
           "u.data row 2: rating 'three' is not a finite number")
 
 
@@ -154,19 +154,19 @@ def test_empty_ids(tmp_path: Path) -> None:
     p = write(tmp_path / "r.csv", "user_id,item_id,rating\n1,10,4\n ,10,5\n")
     fails(lambda: kgrec.from_tables(p), "r.csv row 3: user_id is empty", "fill in user_id")
     d = tmp_path / "ml1m"
-    shutil.copytree(FIXTURES / "ml-1m-mini", d)
-    write(d / "ratings.dat", "1::1::5::978300760\n1::::3::978302109\n")
+    write_movielens_mini(d, "1m")
+    write(d / "ratings.dat", "1::1::5::960000101\n1::::3::960000202\n")
     fails(lambda: L.movielens(d), "ratings.dat row 2: movie id is empty")
 
 
 def test_bad_timestamp(tmp_path: Path) -> None:
-    p = write(tmp_path / "r.csv", "user_id,item_id,rating,timestamp\n1,10,4,881250949\n2,10,5,yesterday\n")
+    p = write(tmp_path / "r.csv", "user_id,item_id,rating,timestamp\n1,10,4,880000101\n2,10,5,yesterday\n")
     fails(lambda: kgrec.from_tables(p), "r.csv row 3: timestamp 'yesterday' is neither a number nor a date",
           "ISO 8601")
     d = tmp_path / "ml1m"
-    shutil.copytree(FIXTURES / "ml-1m-mini", d)
-    write(d / "ratings.dat", "1::1::5::978300760\n1::3::3::97830.5\n")
-    fails(lambda: L.movielens(d), "ratings.dat row 2: timestamp '97830.5' is not an integer")
+    write_movielens_mini(d, "1m")
+    write(d / "ratings.dat", "1::1::5::960000101\n1::3::3::96000.5\n")
+    fails(lambda: L.movielens(d), "ratings.dat row 2: timestamp '96000.5' is not an integer")
 
 
 def test_undecodable_bytes(tmp_path: Path, data_root: Path) -> None:
@@ -184,14 +184,14 @@ def test_undecodable_bytes(tmp_path: Path, data_root: Path) -> None:
 
 
 def test_unknown_movie_in_ratings(ml_dir: Callable[[str], Path]) -> None:
-    fails(lambda: L.movielens(ml_dir("196\t242\t3\t881250949\n186\t9999\t3\t891717742\n")),
+    fails(lambda: L.movielens(ml_dir("7\t42\t3\t880000101\n8\t9999\t3\t880000202\n")),
           "u.data row 2: movie id '9999' is not in u.item (1 such rows)", "add it to u.item")
 
 
 def test_bad_user_attribute(tmp_path: Path) -> None:
     d = tmp_path / "ml1m"
-    shutil.copytree(FIXTURES / "ml-1m-mini", d)
-    write(d / "users.dat", "1::F::1::10::48067\n2::X::56::16::70072\n3::M::25::15::55117\n")
+    write_movielens_mini(d, "1m")
+    write(d / "users.dat", "1::F::1::10::48123\n2::X::56::16::70011\n3::M::25::15::55001\n")
     fails(lambda: L.movielens(d), "users.dat row 2: gender 'X' is not M or F")
 
 

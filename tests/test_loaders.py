@@ -15,8 +15,8 @@ import kgrec
 from kgrec import DataError, KnowledgeGraph
 from kgrec import loaders as L
 from kgat_mini import write_kgat_mini
+from movielens_mini import write_movielens_mini
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -108,22 +108,24 @@ def test_ml_latest_small(data_root: Path) -> None:
     assert kg.interactions["rating"].isin(np.arange(0.5, 5.01, 0.5)).all()
 
 
-def test_ml1m_layout_fixture() -> None:
-    kg = L.movielens(FIXTURES / "ml-1m-mini")
-    assert L.detect_layout(FIXTURES / "ml-1m-mini") == "1m"
+def test_ml1m_layout_fixture(tmp_path: Path) -> None:
+    d = write_movielens_mini(tmp_path / "ml-1m-mini", "1m")
+    kg = L.movielens(d)
+    assert L.detect_layout(d) == "1m"
     items = kg.items.set_index("item_id")
     assert items.loc["2", "name"] == "Misérables, Les (1995)"  # latin-1 movies.dat
-    assert items.loc["3", "name"] == "Star Wars: Episode IV - A New Hope (1977)"  # ':' inside a '::' file
+    assert items.loc["3", "name"] == "Star Voyage: Part IV - A New Dawn (1977)"  # ':' inside a '::' file
     users = kg.users.set_index("user_id")
-    assert users.loc["1", "text"] == "User. Age: Under 18; Gender: female; Occupation: K-12 student; Zip: 480"
+    assert users.loc["1", "text"] == "User. Age: Under 18; Gender: female; Occupation: K-12 student; Zip: 481"
     assert users.loc["2", "text"] == "User. Age: 56+; Gender: male; Occupation: self-employed; Zip: 700"
     assert kg.summary().report == {"items_without_year": 1}
     assert len(kg.interactions) == 6
 
 
-def test_ml10m_layout_fixture_with_tags() -> None:
-    kg = L.movielens(FIXTURES / "ml-10m-mini")
-    assert L.detect_layout(FIXTURES / "ml-10m-mini") == "10m"
+def test_ml10m_layout_fixture_with_tags(tmp_path: Path) -> None:
+    d = write_movielens_mini(tmp_path / "ml-10m-mini", "10m")
+    kg = L.movielens(d)
+    assert L.detect_layout(d) == "10m"
     assert kg.interactions["rating"].tolist() == [1.5, 4.5, 3.0, 5.0]
     tags = kg.triples[kg.triples["relation"] == "HAS_TAG"]
     assert sorted(tags["tail"]) == ["tag:paris: romance", "tag:pixar"]  # 'Pixar' and 'pixar ' are one tag
