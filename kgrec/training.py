@@ -60,6 +60,7 @@ class TrainConfig:
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
     cold_item_weight: float = 1.0      # weight of the cold-item view loss (trains the inductive path only)
     cold_user_weight: float = 1.0      # weight of the cold-user view loss (attributes + 0..3 clicks)
+    inductive_epochs: int = 10         # after training: epochs that train only the inductive path (0 = off)
     item_neighbors: int = 0            # join each item to its k most co-interacted items (0 = off)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss on layer 0 (0 = off; see _kg_loss)
     use_text: bool = True
@@ -86,6 +87,8 @@ class TrainConfig:
         for name in ("dim", "epochs", "batch_size", "num_negatives", "eval_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.inductive_epochs < 0:
+            raise ValueError(f"inductive_epochs must be >= 0 (got {self.inductive_epochs})")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0 (got {self.layers})")
         if not 0.0 <= self.id_dropout < 1.0:
@@ -443,9 +446,43 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         model.load_state_dict(best_state)
     elif valid_kg is None:
         result.best_epoch = len(result.history)
+    if config.inductive_epochs > 0 and config.loss == "softmax" and (config.cold_item_weight > 0
+                                                                     or config.cold_user_weight > 0):
+        _fit_inductive(model, config, graph, lookup, gen)
     model.eval()
     result.invalidate()
     return result
+
+
+def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
+                   gen: torch.Generator) -> None:
+    """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for
+    ``config.inductive_epochs`` epochs of the cold views against the *final* warm model: its
+    layers are computed once, in eval mode (no ID dropout), as :meth:`FitResult.embed_new_nodes`
+    will see them, and stay fixed, so a step costs no propagation and the warm model cannot
+    change. A non-finite loss ends the phase and restores the inductive parameters it started
+    from."""
+    model.eval()
+    with torch.no_grad():
+        z, layers = model(graph)
+    params = model.inductive_parameters()
+    start = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    M = len(graph.inter_user)
+    for _ in range(config.inductive_epochs):
+        perm = torch.randperm(M, generator=gen).to(z.device)
+        for s in range(0, M, config.batch_size):
+            idx = perm[s:s + config.batch_size]
+            loss = _softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
+                                   graph.inter_item[idx], gen)
+            if not torch.isfinite(loss):
+                with torch.no_grad():
+                    for p, p0 in zip(params, start):
+                        p.copy_(p0)
+                return
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
 
 def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup, z: Tensor,
@@ -528,18 +565,27 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
     """Loss of the cold-item view (trains only the inductive path: everything warm is detached).
 
     Each batch item ``i`` and each shared negative ``j`` is embedded as if new (:func:`_cold_items`).
-    Three terms, one per way a new item is used: the cold positive against the warm negatives
-    (new items compete with the catalogue), against the cold negatives (new items ranked among
-    themselves), and an alignment ``1 - cos(cold_i, z_i)`` that keeps the cold view where the
-    warm model put the item. Per distinct batch user (row ``inv[b]`` for batch row ``b``):
+    Terms, one per way a new item is used:
+
+    - new items compete with the catalogue: every negative appears in both views (warm and
+      cold), and both the cold and the warm view of the positive must beat all of them. The
+      warm-positive half is what keeps new items in proportion: without it the cold view can
+      score high for everyone (a direction close to all users) and new items fill every top-k
+      (measured on ML-100K: 90% of the top-20 slots for 19% of the interactions; 21% with it);
+    - new items ranked among themselves: the cold positive against the cold negatives;
+    - an alignment ``1 - cos(cold_i, z_i)`` that keeps the cold view where the warm model put
+      the item.
+
+    Per distinct batch user (row ``inv[b]`` for batch row ``b``):
     ``zu`` ``[u, dim]`` carries ``1 / temperature``, ``lse_warm`` ``[u]`` is the log-sum-exp of
     the warm negative scores, ``positive`` ``[u, C]`` marks training positives among ``cand``."""
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
     lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive, -torch.inf), 1)
+    lse_both = torch.logaddexp(lse_warm, lse_cold)[inv]
     zu_rows = zu[inv]
-    return (_softmax_loss(zu_rows, cold_pos, lse_warm[inv])
+    return (_softmax_loss(zu_rows, cold_pos, lse_both) + _softmax_loss(zu_rows, z_pos, lse_both)
             + _softmax_loss(zu_rows, cold_pos, lse_cold[inv])
             + _alignment(cold_pos, z_pos))
 

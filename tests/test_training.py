@@ -66,6 +66,22 @@ def test_same_seed_same_embeddings_on_cpu(split) -> None:
     assert not torch.are_deterministic_algorithms_enabled()  # fit restores the caller's setting
 
 
+def test_inductive_epochs_train_only_the_inductive_path(split) -> None:
+    train, _ = split
+    base = fit(train, None, TrainConfig(**TINY, inductive_epochs=0), device="cpu", progress=False).model
+    tuned = fit(train, None, TrainConfig(**TINY, inductive_epochs=2), device="cpu", progress=False).model
+    inductive = {id(p) for p in tuned.inductive_parameters()}
+    names = {n for n, p in tuned.named_parameters() if id(p) in inductive}
+    assert names and any(n.startswith("cold_proj") for n in names)
+    a, b = base.state_dict(), tuned.state_dict()
+    for name in a.keys() - names:
+        assert torch.equal(a[name], b[name]), f"{name} changed in the inductive phase"
+    for name in ("cold_proj.item.weight", "cold_proj.user.weight", "cold_relation"):
+        assert name in names and not torch.equal(a[name], b[name]), f"{name} did not train"
+    with pytest.raises(ValueError, match="inductive_epochs"):
+        TrainConfig(inductive_epochs=-1).validate()
+
+
 # ---------------------------------------------------------------------- negatives
 def test_sampled_negatives_never_include_positives(split) -> None:
     train, _ = split
