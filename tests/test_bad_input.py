@@ -14,9 +14,7 @@ import pytest
 import kgrec
 from kgrec import DataError, KgrecError, KnowledgeGraph, SchemaError
 from kgrec import loaders as L
-from kgat_mini import write_kgat_mini
-from movielens_mini import write_movielens_mini
-
+from mini_datasets import write_mini
 
 
 def fails(fn: Callable[[], object], *parts: str) -> KgrecError:
@@ -154,7 +152,7 @@ def test_empty_ids(tmp_path: Path) -> None:
     p = write(tmp_path / "r.csv", "user_id,item_id,rating\n1,10,4\n ,10,5\n")
     fails(lambda: kgrec.from_tables(p), "r.csv row 3: user_id is empty", "fill in user_id")
     d = tmp_path / "ml1m"
-    write_movielens_mini(d, "1m")
+    write_mini(d, "ml-1m")
     write(d / "ratings.dat", "1::1::5::960000101\n1::::3::960000202\n")
     fails(lambda: L.movielens(d), "ratings.dat row 2: movie id is empty")
 
@@ -164,7 +162,7 @@ def test_bad_timestamp(tmp_path: Path) -> None:
     fails(lambda: kgrec.from_tables(p), "r.csv row 3: timestamp 'yesterday' is neither a number nor a date",
           "ISO 8601")
     d = tmp_path / "ml1m"
-    write_movielens_mini(d, "1m")
+    write_mini(d, "ml-1m")
     write(d / "ratings.dat", "1::1::5::960000101\n1::3::3::96000.5\n")
     fails(lambda: L.movielens(d), "ratings.dat row 2: timestamp '96000.5' is not an integer")
 
@@ -190,7 +188,7 @@ def test_unknown_movie_in_ratings(ml_dir: Callable[[str], Path]) -> None:
 
 def test_bad_user_attribute(tmp_path: Path) -> None:
     d = tmp_path / "ml1m"
-    write_movielens_mini(d, "1m")
+    write_mini(d, "ml-1m")
     write(d / "users.dat", "1::F::1::10::48123\n2::X::56::16::70011\n3::M::25::15::55001\n")
     fails(lambda: L.movielens(d), "users.dat row 2: gender 'X' is not M or F")
 
@@ -231,7 +229,7 @@ def test_non_numeric_column_given_to_build() -> None:
 
 # ---------------------------------------------------------------------------------- splits
 def test_users_only_in_test_follow_the_documented_policy(tmp_path: Path) -> None:
-    d = write_kgat_mini(tmp_path / "kgat")
+    d = write_mini(tmp_path / "kgat", "kgat")
     train, test = L.kgat_split(d)
     # user 2 appears only in test.txt: kept (a cold user for the model) and counted
     assert train.summary().report["users_only_in_test"] == 1
@@ -289,7 +287,7 @@ def test_rdf_naming_unknown_items(tmp_path: Path) -> None:
 
 
 def test_kgat_bad_ids(tmp_path: Path) -> None:
-    d = write_kgat_mini(tmp_path / "kgat")
+    d = write_mini(tmp_path / "kgat", "kgat")
     write(d / "train.txt", "0 0 1\n1 2 x7\n")
     fails(lambda: L.kgat(d), "train.txt row 2: 'x' in an id", "remap ids")
     write(d / "train.txt", "0 0 1\n1 2 3\n")

@@ -14,9 +14,7 @@ import pytest
 import kgrec
 from kgrec import DataError, KnowledgeGraph
 from kgrec import loaders as L
-from kgat_mini import write_kgat_mini
-from movielens_mini import write_movielens_mini
-
+from mini_datasets import write_mini
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -109,7 +107,7 @@ def test_ml_latest_small(data_root: Path) -> None:
 
 
 def test_ml1m_layout_fixture(tmp_path: Path) -> None:
-    d = write_movielens_mini(tmp_path / "ml-1m-mini", "1m")
+    d = write_mini(tmp_path / "ml-1m-mini", "ml-1m")
     kg = L.movielens(d)
     assert L.detect_layout(d) == "1m"
     items = kg.items.set_index("item_id")
@@ -123,7 +121,7 @@ def test_ml1m_layout_fixture(tmp_path: Path) -> None:
 
 
 def test_ml10m_layout_fixture_with_tags(tmp_path: Path) -> None:
-    d = write_movielens_mini(tmp_path / "ml-10m-mini", "10m")
+    d = write_mini(tmp_path / "ml-10m-mini", "ml-10m")
     kg = L.movielens(d)
     assert L.detect_layout(d) == "10m"
     assert kg.interactions["rating"].tolist() == [1.5, 4.5, 3.0, 5.0]
@@ -199,7 +197,7 @@ def test_kgat_whole_graph_loads_fast(data_root: Path) -> None:
 
 
 def test_kgat_fixture_policies(tmp_path: Path) -> None:
-    mini = write_kgat_mini(tmp_path / "kgat-mini")
+    mini = write_mini(tmp_path / "kgat-mini", "kgat")
     train, test = L.kgat_split(mini)
     pairs = lambda kg: sorted(zip(kg.interactions["user_id"], kg.interactions["item_id"]))  # noqa: E731
     assert pairs(train) == [("0", "0"), ("0", "1"), ("1", "2")]
