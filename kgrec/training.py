@@ -5,7 +5,8 @@ Adam; loss ``'softmax'`` (sampled softmax over ``num_negatives`` items shared by
 cosine scores divided by ``temperature``; the user's training positives are never used as
 negatives) or ``'bpr'``; optional KG loss; ID-embedding dropout and a cold-start view (the
 batch's items and users also scored through the inductive path, from text and knowledge edges
-alone) so that new nodes are placed well. Device ``'auto'`` (CUDA when present, with bf16
+alone; then ``inductive_epochs`` epochs that train only that path against the final warm
+model) so that new nodes are placed well. Device ``'auto'`` (CUDA when present, with bf16
 autocast), seeded and reproducible on CPU, early stopping on a validation split with
 :func:`kgrec.evaluation.evaluate`, checkpoints (best and last good), a progress bar, and a
 clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops being finite.
