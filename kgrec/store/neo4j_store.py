@@ -21,7 +21,8 @@
   new graph; running ``write_graph`` again completes it exactly (it first removes the graph's
   edges, then writes nodes, removes nodes the graph lacks and creates edges).
   ``write_recommendations`` / ``write_explanations`` replace a model's edges in one transaction
-  up to ``atomic_rows`` rows (200k by default), in batches above that.
+  up to ``atomic_rows`` rows (200k by default), in batches above that; they ``CREATE`` the edges
+  (see :meth:`Neo4jStore._replace_model_edges` for why not ``MERGE``).
 - ``query`` runs in a session with ``default_access_mode=READ`` through ``execute_read``: the
   server itself refuses writes (``Neo.ClientError.Statement.AccessMode``).
 - Every value is a ``$parameter``; only labels and relationship types from the schema (or
@@ -350,23 +351,31 @@ class Neo4jStore(GraphStore):
             retry = f"{match}MERGE (h)-[:{_safe(rel)}{values}]->(t)"
         self._write_columns(f"{match}CREATE (h)-[:{_safe(rel)}{values}]->(t)", table, what, retry_cypher=retry)
 
-    def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, pa.Table]], what: str) -> None:
-        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(cypher, table)] in one transaction
-        (in batches when there are more than ``atomic_rows`` rows)."""
+    def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
+                             what: str) -> None:
+        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(create, merge, table)]: in one
+        transaction up to ``atomic_rows`` rows, else in batches after a batched delete.
+
+        The edges are ``CREATE``d, never ``MERGE``d, in a first attempt: the model has no ``rel``
+        edges left by then and the tables hold no duplicates. A ``MERGE`` on ``{model: ...}`` may be
+        planned as a seek of the relationship index on ``model`` followed by a scan of every edge of
+        the model (the plan depends on the statistics when it is first cached): quadratic, minutes
+        for 20k recommendations. Only a batch that the driver retries outside a transaction that
+        also deleted runs ``merge`` (its first attempt may have committed)."""
         delete = f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model DELETE r"
-        total = sum(t.num_rows for _, t in groups)
-        if total <= self.atomic_rows:
+        total = sum(t.num_rows for _, _, t in groups)
+        if total <= self.atomic_rows:  # a retry re-runs the delete too, so CREATE stays exact
             def work(tx: Any) -> None:
                 tx.run(delete, model=model_id).consume()
-                for cypher, table in groups:
+                for create, _, table in groups:
                     for start in range(0, table.num_rows, self.batch_size):
                         part = table.slice(start, self.batch_size)
-                        tx.run(cypher, {n: part.column(n).to_pylist() for n in part.column_names}).consume()
+                        tx.run(create, {n: part.column(n).to_pylist() for n in part.column_names}).consume()
             self._run_write(work, what)
             return
         self._delete_all(f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
-        for cypher, table in groups:
-            self._write_columns(cypher, table, what)
+        for create, merge, table in groups:
+            self._write_columns(create, table, what, retry_cypher=merge)
 
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         self._check_writable()
@@ -376,9 +385,11 @@ class Neo4jStore(GraphStore):
             self._ensure_schema()
             check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
             check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
-            cypher = (f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
-                      "MERGE (u)-[r:RECOMMENDED {model: $model[k]}]->(i) SET r.score = $score[k], r.rank = $rank[k]")
-            self._replace_model_edges("RECOMMENDED", model_id, [(cypher, table)],
+            match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
+            create = f"{match}CREATE (u)-[:RECOMMENDED {{model: $model[k], score: $score[k], rank: $rank[k]}}]->(i)"
+            merge = (f"{match}MERGE (u)-[r:RECOMMENDED {{model: $model[k]}}]->(i) "
+                     "SET r.score = $score[k], r.rank = $rank[k]")
+            self._replace_model_edges("RECOMMENDED", model_id, [(create, merge, table)],
                                       f"writing recommendations of model '{model_id}'")
         return table.num_rows
 
@@ -398,9 +409,11 @@ class Neo4jStore(GraphStore):
                     continue
                 check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
                                 "write_explanations (path nodes)", self.uri)
-                groups.append((f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{_safe(label)} {{id: $to[k]}}) "
-                               "MERGE (u)-[x:EXPLAINS {model: $model[k], item: $item[k], path: $path[k]}]->(n) "
-                               "SET x.weight = $weight[k], x.rank = $rank[k]", part))
+                match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{_safe(label)} {{id: $to[k]}}) "
+                key = "model: $model[k], item: $item[k], path: $path[k]"
+                groups.append((f"{match}CREATE (u)-[:EXPLAINS {{{key}, weight: $weight[k], rank: $rank[k]}}]->(n)",
+                               f"{match}MERGE (u)-[x:EXPLAINS {{{key}}}]->(n) SET x.weight = $weight[k], x.rank = $rank[k]",
+                               part))
             self._replace_model_edges("EXPLAINS", model_id, groups, f"writing explanations of model '{model_id}'")
         return table.num_rows
 
