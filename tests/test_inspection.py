@@ -130,6 +130,13 @@ def test_answers_match_pandas(which, request, kg, recs, item) -> None:
     got = ins.similar_users(store, USER, item, limit=500)
     assert dict(zip(got["user_id"], got["shared_items"])) == overlap.to_dict()
 
+    # 2-hop KG paths: (an item the user interacted with, an attribute it shares with `item`)
+    pairs = shared[["head", "tail"]].drop_duplicates()
+    assert len(pairs) > 0
+    got = ins.kg_paths(store, USER, item, max_hops=2, limit=10_000)
+    two = got[got["hops"] == 2]
+    assert sorted(zip(two["start_item"], two["nodes"].str[0])) == sorted(zip(pairs["head"], pairs["tail"]))
+
     # why: every reason is there, with readable paths
     why = ins.why_recommended(store, USER, item)
     assert set(why["reason"]) >= {"shared_attribute", "similar_user"}
