@@ -47,7 +47,10 @@ Baselines (same splits, same :func:`kgrec.evaluation.evaluate`)
   proper (a second network trained with input dropout) is not run: kgrec's own ID dropout is
   that idea inside the model, and a separate network would double the training time.
 - kgrec ablations at add time (same trained model): ``text only`` (the new items' triples are
-  not given) and ``edges only`` (zero text features).
+  not given), ``edges only`` (zero text features) and ``no calibration (s=1)`` (the cold-item
+  factor of :func:`kgrec.training.calibrate_cold_items` undone). The calibration line also gives
+  Recall@20 on the warm and cold test interactions together, new items ranked, with and
+  without it: the trade between new items' and existing items' slots in one number.
 
 Warm stability: warm-test Recall@20 of the warm users before ``add_items``, after it with the
 new items excluded from the candidates (must be identical: existing representations do not
@@ -341,17 +344,18 @@ def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, en
         out["warm"] = {"before": warm_before, "after_new_excluded": rec.evaluate(warm_test, k=(K,), candidates=warm_ids),
                        "after_new_included": rec.evaluate(warm_test, k=(K,)),
                        "max_abs_change_of_existing_embeddings": drift}
-        out.update(cold_items_accuracy(name, kg, rec, split_train, train_df, cold_test, cold, warm_ids, batch.ids,
-                                       x_cold, embed))
+        out.update(cold_items_accuracy(name, kg, rec, split_train, train_df, cold_test, warm_test.interactions,
+                                       cold, warm_ids, batch.ids, x_cold, embed))
     out["throughput"] = cold_items_throughput(rec, batch, cold, x_cold, embed, items_table, encoder, args)
     return out
 
 
 def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: KnowledgeGraph, train_df: pd.DataFrame,
-                        cold_test: pd.DataFrame, cold: list[str], warm_ids: list[str], batch_ids: list[str],
-                        x_cold: np.ndarray, embed: Callable[..., torch.Tensor]) -> dict[str, Any]:
+                        cold_test: pd.DataFrame, warm_test: pd.DataFrame, cold: list[str], warm_ids: list[str],
+                        batch_ids: list[str], x_cold: np.ndarray, embed: Callable[..., torch.Tensor]) -> dict[str, Any]:
     """kgrec (public API, cross-checked from recommend() lists), add-time ablations and the
-    baselines in modes (a) and (b): ``{"rows": ..., "recommend_check": ...}``."""
+    baselines in modes (a) and (b), and the cold-item calibration against none (factor 1):
+    ``{"rows": ..., "recommend_check": ..., "calibration": ...}``."""
     from kgrec.baselines import TextKNN
 
     kg_rows: dict[str, dict] = {}
@@ -379,6 +383,15 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
         ids = pd.Index(list(warm_ids) + list(batch_ids))
         return both_modes(user_emb, item_emb, user_ids, ids, train_df, cold_test, cold)
 
+    # the calibration factor undone: new items at the inductive path's own scale
+    factor = float(rec.fit_.model.cold_item_scale())
+    new_emb = rec.item_emb_[n_warm:]
+    kg_rows["kgrec: no calibration (s=1)"] = rows_for(new_emb / factor)
+    all_ids = pd.Index(list(warm_ids) + list(batch_ids))
+    both_tests = pd.concat([pairs(warm_test), pairs(cold_test)], ignore_index=True)
+    overall = {label: ranking_metrics(user_emb, torch.cat([warm_item_emb, emb]), user_ids, all_ids, train_df,
+                                      both_tests)["recall@20"]
+               for label, emb in (("calibrated", new_emb), ("s=1", new_emb / factor))}
     # ablations at add time: same model, less input
     if rec.fit_.model.use_text:
         kg_rows["kgrec: text only at add"] = rows_for(embed(x_cold, use_edges=False))
@@ -396,7 +409,8 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
     kg_rows["popularity (cold: random)"] = both_modes(None, None, user_ids, pop_items, train_df, cold_test, cold,
                                                       scorer=pop)
     return {"rows": kg_rows,
-            "recommend_check": {m: {"recall@20": check[m]["recall@20"], "ndcg@20": check[m]["ndcg@20"]} for m in check}}
+            "recommend_check": {m: {"recall@20": check[m]["recall@20"], "ndcg@20": check[m]["ndcg@20"]} for m in check},
+            "calibration": {"factor": factor, "all_test_recall@20": overall}}
 
 
 def cold_items_throughput(rec, batch, cold: list[str], x_cold: np.ndarray, embed: Callable[..., torch.Tensor],
@@ -563,6 +577,10 @@ def print_cold_items(res: dict[str, Any]) -> list[str]:
                  f"after, new items ranked too {w['after_new_included']['recall@20']:.4f} "
                  f"({(w['after_new_included']['recall@20'] / max(w['before']['recall@20'], 1e-12) - 1) * 100:+.2f}%); "
                  f"max change of existing embeddings {w['max_abs_change_of_existing_embeddings']:.2e}")
+    cal = res["calibration"]
+    lines.append(f"cold-item calibration factor s = {cal['factor']:.3f}; Recall@20 on warm + cold test interactions "
+                 f"together, new items ranked: {cal['all_test_recall@20']['calibrated']:.4f} calibrated, "
+                 f"{cal['all_test_recall@20']['s=1']:.4f} with s=1")
     lines += throughput_lines(res)
     lines.append(f"kgrec fit: {res['fit']['seconds']:.0f}s, {res['fit']['epochs_run']} epochs (best {res['fit']['best_epoch']}), "
                  f"options {res['fit']['options']}")

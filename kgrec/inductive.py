@@ -82,8 +82,9 @@ class NodeStates:
 
 @dataclass
 class NewEmbeddings:
-    """Output of :func:`embed_new_nodes`: final (L2-normalised) representations of the
-    new items / users, in the order of their ids; ``states``: every embedded node type's
+    """Output of :func:`embed_new_nodes`: final representations of the new items / users, in
+    the order of their ids (L2-normalised; items then times the model's calibration factor,
+    :meth:`KGRecModel.cold_item_scale`); ``states``: every embedded node type's
     :class:`NodeStates` (entities too), to pass to later batches as ``added``; ``report``:
     counts of edges used and of edges that could not be used."""
 
@@ -265,7 +266,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
                                                types_t, nbr_deg.index_select(0, nbr_t))
         states_out[nt] = NodeStates(batch_ids[nt], per_layer, torch.bincount(rows_t, minlength=n).float())
         neighbours.add(nt, states_out[nt])
-        final[nt] = model.combine(per_layer)
+        final[nt] = model.inductive_output(per_layer, nt)
     return NewEmbeddings(list(batch_ids.get("item", [])), final["item"], list(batch_ids.get("user", [])),
                          final["user"], states_out, report)
 

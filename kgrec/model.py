@@ -38,10 +38,14 @@ every layer, messages from the *frozen* layer representations of its neighbours,
         \\frac{1}{\\sqrt{\\deg(n)\\deg(u)}} \\, \\mathbf{r}'_{\\rho(u, n)} \\odot \\mathbf{h}_u^{(l)}
 
 (:math:`\\deg(u)` its training degree); it sends none, so no existing representation changes
-(:meth:`KGRecModel.inductive`). The inductive path has parameters of its own,
-:math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`, trained by the cold-start view of
-:mod:`kgrec.training` against the detached warm model: training them cannot change the warm
-ranking, and the warm model is not pulled towards what text alone can express.
+(:meth:`KGRecModel.inductive`). A new item's final representation is the mean of its layers,
+L2-normalised, times one calibration factor :math:`s` (``cold_item_log_scale`` holds
+:math:`\\log s`; :func:`kgrec.training.calibrate_cold_items` sets it after training), so its
+score is :math:`s\\,\\mathbf{z}_u^\\top \\mathbf{z}_n` and new items take as many top-k slots as
+comparable catalogue items (:meth:`KGRecModel.inductive_output`). The inductive path has
+parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`, trained by the
+cold-start view of :mod:`kgrec.training` against the detached warm model: training them cannot
+change the warm ranking, and the warm model is not pulled towards what text alone can express.
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
@@ -144,6 +148,8 @@ class KGRecModel(nn.Module):
         # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
         self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
         self.cold_relation = nn.Parameter(torch.ones(num_edge_types, dim))
+        # log of the factor on new items' representations (set by kgrec.training's calibration)
+        self.register_buffer("cold_item_log_scale", torch.zeros(()))
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -249,6 +255,17 @@ class KGRecModel(nn.Module):
         in :meth:`inductive_layers`)."""
         return self.combine(self.inductive_layers(layers, x_new, node_type, num_new, new_index, neighbor,
                                                   edge_type, neighbor_deg))
+
+    def inductive_output(self, layers: list[Tensor], node_type: str) -> Tensor:
+        """Final representations of new nodes from their :meth:`inductive_layers`: :meth:`combine`,
+        times :meth:`cold_item_scale` for items."""
+        out = self.combine(layers)
+        return out * self.cold_item_scale() if node_type == "item" else out
+
+    def cold_item_scale(self) -> Tensor:
+        """The calibration factor :math:`s > 0` on new items' representations (1 until
+        :func:`kgrec.training.calibrate_cold_items` sets it)."""
+        return self.cold_item_log_scale.exp()
 
     def inductive_layers(self, layers: list[Tensor], x_new: Tensor | None, node_type: str, num_new: int,
                          new_index: Tensor, neighbor: Tensor, edge_type: Tensor, neighbor_deg: Tensor) -> list[Tensor]:

@@ -227,7 +227,9 @@ class FitResult:
         index = GraphIndex.from_dict(state["index"])
         a = state["model_args"]
         model = KGRecModel(**a)
-        model.load_state_dict(state["model"])
+        weights = dict(state["model"])
+        weights.setdefault("cold_item_log_scale", torch.zeros(()))  # saved before the calibration existed: factor 1
+        model.load_state_dict(weights)
         gd = state["graph"]
         graph = GraphTensors(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
                              gd["x"], gd["inter_user"], gd["inter_item"], gd["edge_index"], gd["edge_type"],
@@ -371,6 +373,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model, index, graph, config, [], device)
     lookup = _PositiveLookup(graph)
+    held = calibration_items(graph.num_items, config.seed).to(device)
     ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     if ckpt_dir:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -392,7 +395,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                 id_mask = model.sample_id_mask(gen, device)
                 with _autocast(device, config.amp):
                     z, layers = model(graph, id_mask)
-                    loss = _loss(model, config, graph, lookup, z, layers, users, items, gen)
+                    loss = _loss(model, config, graph, lookup, z, layers, users, items, gen, held)
                 if not torch.isfinite(loss):
                     model.load_state_dict(last_good)
                     result.invalidate()
@@ -449,14 +452,15 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         result.best_epoch = len(result.history)
     if config.inductive_epochs > 0 and config.loss == "softmax" and (config.cold_item_weight > 0
                                                                      or config.cold_user_weight > 0):
-        _fit_inductive(model, config, graph, lookup, gen)
+        _fit_inductive(model, config, graph, lookup, gen, held)
     model.eval()
+    calibrate_cold_items(model, graph, lookup, held, config.seed)
     result.invalidate()
     return result
 
 
 def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
-                   gen: torch.Generator) -> None:
+                   gen: torch.Generator, held: Tensor) -> None:
     """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for
     ``config.inductive_epochs`` epochs of the cold views against the *final* warm model: its
     layers are computed once, in eval mode (no ID dropout), as :meth:`FitResult.embed_new_nodes`
@@ -475,7 +479,7 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
         for s in range(0, M, config.batch_size):
             idx = perm[s:s + config.batch_size]
             loss = _softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
-                                   graph.inter_item[idx], gen)
+                                   graph.inter_item[idx], gen, held)
             if not torch.isfinite(loss):
                 with torch.no_grad():
                     for p, p0 in zip(params, start):
@@ -486,8 +490,74 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
             opt.step()
 
 
+CALIBRATION_USERS = 2048      # users whose top-k the cold-item calibration compares, at most
+CALIBRATION_CELLS = 1 << 24   # and fewer when users x items would pass this many scores
+CALIBRATION_ITEM_SHARE = 0.1  # share of the training items held out of the cold view for it
+CALIBRATION_K = 20
+
+
+def calibration_items(num_items: int, seed: int) -> Tensor:
+    """``[I]`` bool: the items :func:`calibrate_cold_items` measures on, a seeded random
+    ``CALIBRATION_ITEM_SHARE`` of them (none in a catalogue of fewer than 10 items). The
+    cold-item view of training never sees them, so their inductive representations are as out
+    of sample as a new item's."""
+    held = torch.zeros(num_items, dtype=torch.bool)
+    n = int(num_items * CALIBRATION_ITEM_SHARE)
+    if n >= 1:
+        held[torch.randperm(num_items, generator=torch.Generator().manual_seed(seed))[:n]] = True
+    return held
+
+
+@torch.no_grad()
+def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _PositiveLookup, held: Tensor,
+                         seed: int = 0) -> float:
+    r"""Set the factor :math:`s` on new items' representations (``model.cold_item_log_scale``)
+    so that items seen through the inductive path take as many top-k slots as the same items
+    seen warm, and return :math:`s`.
+
+    The ``held`` items (``[I]`` bool, :func:`calibration_items`; the cold-item view of training
+    never saw them) are scored two ways for a seeded sample of ``CALIBRATION_USERS`` users
+    (fewer in a large catalogue; their training items excluded): warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i`, and as if
+    new, :math:`s\,\mathbf{z}_u^\top \mathbf{c}_i` with :math:`\mathbf{c}_i` the item's
+    inductive representation from its text and knowledge edges. :math:`s` is found by
+    bisection on :math:`\log s \in [-3, 3]` so that the held items' share of the
+    top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive
+    cosines come out on a scale of their own (lower when text and attributes say less than
+    interactions), so without it new items take too few or too many slots beside the
+    catalogue. A positive factor changes no ranking among new items and no ranking of
+    existing items. With fewer than one held item, :math:`s = 1`."""
+    model.cold_item_log_scale.zero_()
+    U, I = graph.num_users, graph.num_items
+    k = min(CALIBRATION_K, I - 1)
+    if int(held.sum()) < 1 or k < 1:
+        return 1.0
+    z, layers = model(graph)
+    device = z.device
+    held = held.to(device)
+    sel = torch.nonzero(held).squeeze(1)
+    n_users = min(CALIBRATION_USERS, max(64, CALIBRATION_CELLS // I))
+    users = torch.randperm(U, generator=torch.Generator().manual_seed(seed))[:n_users].to(device)
+    seen = lookup.mask(users, torch.arange(I, device=device))
+    zu = z[users]
+    warm = (zu @ z[U:U + I].T).float().masked_fill_(seen, -torch.inf)
+    cold = (zu @ _cold_items(model, graph, layers, sel).T).float().masked_fill_(seen[:, sel], -torch.inf)
+
+    def share(scores: Tensor) -> float:
+        return float(held[scores.topk(k, dim=1).indices].float().mean())
+
+    target = share(warm)
+    lo, hi = -3.0, 3.0
+    for _ in range(25):
+        mid = (lo + hi) / 2
+        mixed = warm.clone()
+        mixed[:, sel] = cold * math.exp(mid)
+        lo, hi = (mid, hi) if share(mixed) < target else (lo, mid)
+    model.cold_item_log_scale.fill_((lo + hi) / 2)
+    return math.exp((lo + hi) / 2)
+
+
 def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup, z: Tensor,
-          layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
+          layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator, held: Tensor) -> Tensor:
     """The step's loss: ``config.loss`` on the batch's (user, item) rows, the cold-start views
     (softmax only) and the optional KG loss."""
     U = graph.num_users
@@ -499,15 +569,17 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
         diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
         loss = F.softplus(-diff).mean()
     else:
-        loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen)
+        loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held)
     if config.kg_loss_weight > 0:
         loss = loss + config.kg_loss_weight * _kg_loss(model, graph, layers[0], len(users), config.temperature, gen)
     return loss.float()
 
 
 def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
-                    z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator) -> Tensor:
-    """Sampled softmax of the warm model plus the cold-item and cold-user views."""
+                    z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
+                    held: Tensor) -> Tensor:
+    """Sampled softmax of the warm model plus the cold-item and cold-user views (``held``: [I]
+    bool, the calibration items, which the cold-item view never sees)."""
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -524,7 +596,7 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
         if config.cold_item_weight > 0:
             loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv, lse_neg,
                                                                      zi.detach(), items, cand, positive,
-                                                                     config.temperature)
+                                                                     config.temperature, held)
         if config.cold_user_weight > 0:
             rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
             cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
@@ -562,7 +634,7 @@ COLD_USER_CLICKS = 3      # a cold user in training sees 0..3 of their own inter
 
 def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor], zu: Tensor, inv: Tensor,
                     lse_warm: Tensor, z_pos: Tensor, items: Tensor, cand: Tensor, positive: Tensor,
-                    temperature: float) -> Tensor:
+                    temperature: float, held: Tensor) -> Tensor:
     """Loss of the cold-item view (trains only the inductive path: everything warm is detached).
 
     Each batch item ``i`` and each shared negative ``j`` is embedded as if new (:func:`_cold_items`).
@@ -577,18 +649,23 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
     - an alignment ``1 - cos(cold_i, z_i)`` that keeps the cold view where the warm model put
       the item.
 
+    The ``held`` items (``[I]`` bool, :func:`calibrate_cold_items`'s) are never seen as
+    new: not as positives, not as negatives, so that their cold views stay out of sample.
+
     Per distinct batch user (row ``inv[b]`` for batch row ``b``):
     ``zu`` ``[u, dim]`` carries ``1 / temperature``, ``lse_warm`` ``[u]`` is the log-sum-exp of
     the warm negative scores, ``positive`` ``[u, C]`` marks training positives among ``cand``."""
+    keep = ~held[items]
+    items, z_pos_kept, rows = items[keep], z_pos[keep], inv[keep]
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
-    lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive, -torch.inf), 1)
-    lse_both = torch.logaddexp(lse_warm, lse_cold)[inv]
-    zu_rows = zu[inv]
-    return (_softmax_loss(zu_rows, cold_pos, lse_both) + _softmax_loss(zu_rows, z_pos, lse_both)
-            + _softmax_loss(zu_rows, cold_pos, lse_cold[inv])
-            + _alignment(cold_pos, z_pos))
+    lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive | held[cand], -torch.inf), 1)
+    lse_both = torch.logaddexp(lse_warm, lse_cold)
+    zu_rows = zu[rows]
+    return (_softmax_loss(zu_rows, cold_pos, lse_both[rows]) + _softmax_loss(zu[inv], z_pos, lse_both[inv])
+            + _softmax_loss(zu_rows, cold_pos, lse_cold[rows])
+            + _alignment(cold_pos, z_pos_kept))
 
 
 def _alignment(a: Tensor, b: Tensor) -> Tensor:

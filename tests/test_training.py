@@ -25,6 +25,7 @@ from kgrec.training import (
     _bpr_negatives,
     _kg_loss,
     _PositiveLookup,
+    calibration_items,
     fit,
     sample_negatives,
 )
@@ -74,7 +75,8 @@ def test_inductive_epochs_train_only_the_inductive_path(split) -> None:
     names = {n for n, p in tuned.named_parameters() if id(p) in inductive}
     assert names and any(n.startswith("cold_proj") for n in names)
     a, b = base.state_dict(), tuned.state_dict()
-    for name in a.keys() - names:
+    # the cold-item calibration factor is measured on the inductive path after it trained
+    for name in a.keys() - names - {"cold_item_log_scale"}:
         assert torch.equal(a[name], b[name]), f"{name} changed in the inductive phase"
     for name in ("cold_proj.item.weight", "cold_proj.user.weight", "cold_relation"):
         assert name in names and not torch.equal(a[name], b[name]), f"{name} did not train"
@@ -193,7 +195,7 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
     assert out.report["edges_used"] == len(tri) and out.report["edges_unknown_node"] == 0
     u2, i2 = res.final_embeddings()
     assert torch.equal(users, u2) and torch.equal(items, i2)
-    assert torch.allclose(out.items.norm(dim=1), torch.ones(len(cold)))
+    assert torch.allclose(out.items.norm(dim=1), res.model.cold_item_scale().expand(len(cold)))
 
     genres = t[(t["head_type"] == "item") & (t["relation"] == "HAS_GENRE")]
     by_item = {h: set(g.astype(str)) for h, g in genres.groupby("head")["tail"]}
@@ -209,6 +211,45 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
         share_all.append(same.mean())
     # the 20 nearest warm items share a genre with the new item far more often than chance
     assert np.mean(share_top) > 1.3 * np.mean(share_all), (np.mean(share_top), np.mean(share_all))
+
+
+def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResult, small, tmp_path: Path) -> None:
+    """The held calibration items, embedded through the public inductive path (text + their
+    genre/year edges, under new ids) and scaled by the fitted factor, take the same share of
+    every user's top-20 (training items excluded) as their warm representations do, counted
+    here independently of the fit; a factor 4x away misses it. Old states load with s = 1."""
+    model = trained.model
+    held = calibration_items(trained.index.num_items, trained.config.seed)
+    assert 1 <= int(held.sum()) < trained.index.num_items
+    held_ids = [str(i) for i in trained.item_ids[held.numpy()]]
+    rows = pd.Index(small.items["item_id"].astype(str)).get_indexer(held_ids)
+    t = small.triples
+    tri = t[(t["head_type"] == "item") & t["head"].astype(str).isin(held_ids)]
+    tri = tri.assign(head="held-" + tri["head"].astype(str))
+    out = trained.embed_new_nodes(items=NewNodeBatch([f"held-{i}" for i in held_ids], small.features["item"][rows]),
+                                  triples=tri)
+    s = float(model.cold_item_scale())
+    assert s > 0 and math.isfinite(s)
+    users, items = trained.final_embeddings()
+    train = trained.graph
+    seen = torch.zeros(len(users), len(items), dtype=torch.bool)
+    seen[train.inter_user, train.inter_item] = True
+    warm = (users @ items.T).masked_fill(seen, -torch.inf)
+
+    def held_share(scores: torch.Tensor) -> float:
+        return float(held[scores.topk(20, dim=1).indices].float().mean())
+
+    def mixed_share(factor: float) -> float:
+        mixed = warm.clone()
+        mixed[:, held] = (users @ (out.items * factor / s).T).masked_fill(seen[:, held], -torch.inf)
+        return held_share(mixed)
+
+    target = held_share(warm)
+    assert abs(mixed_share(s) - target) <= 0.01, (mixed_share(s), target)
+    assert mixed_share(s / 4) < target - 0.01 < target + 0.01 < mixed_share(s * 4)
+    state = trained.state()
+    del state["model"]["cold_item_log_scale"]
+    assert float(FitResult.from_state(state, device="cpu").model.cold_item_scale()) == 1.0
 
 
 def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None:
