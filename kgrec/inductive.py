@@ -260,20 +260,21 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
         rows_t = torch.as_tensor(rows[ok], dtype=torch.long, device=device)
         nbr_t = torch.as_tensor(nbr[ok], dtype=torch.long, device=device)
         types_t = torch.as_tensor(msgs.etype[sel][ok], dtype=torch.long, device=device)
-        x = _reduced_features(model, b, nt, n, device)
+        x_raw = _checked_features(model, b, nt, n, device)
+        x = None if x_raw is None else model.reduce_features(x_raw, nt)
         with torch.no_grad():
             per_layer = model.inductive_layers(nbr_layers or [h[:0] for h in layers], x, nt, n, rows_t, nbr_t,
                                                types_t, nbr_deg.index_select(0, nbr_t))
         states_out[nt] = NodeStates(batch_ids[nt], per_layer, torch.bincount(rows_t, minlength=n).float())
         neighbours.add(nt, states_out[nt])
-        final[nt] = model.inductive_output(per_layer, nt)
+        final[nt] = model.inductive_output(per_layer, nt, x_raw)
     return NewEmbeddings(list(batch_ids.get("item", [])), final["item"], list(batch_ids.get("user", [])),
                          final["user"], states_out, report)
 
 
-def _reduced_features(model: Any, batch: NewNodeBatch, node_type: str, n: int, device: torch.device) -> Tensor | None:
-    """The batch's text features checked (shape, finite) and reduced to the model's text basis;
-    ``None`` when the model reads no text."""
+def _checked_features(model: Any, batch: NewNodeBatch, node_type: str, n: int, device: torch.device) -> Tensor | None:
+    """The batch's raw text features, checked (shape, finite), on ``device``; ``None`` when the
+    model reads no text."""
     if not model.use_text:
         return None
     if batch.features is None:
@@ -285,4 +286,4 @@ def _reduced_features(model: Any, batch: NewNodeBatch, node_type: str, n: int, d
     if not torch.isfinite(x).all():
         row = int((~torch.isfinite(x).all(1)).nonzero()[0])
         raise ValueError(f"features of new {node_type} '{batch.ids[row]}' hold NaN or inf; re-encode its text")
-    return model.reduce_features(x, node_type)
+    return x

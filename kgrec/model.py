@@ -38,11 +38,18 @@ every layer, messages from the *frozen* layer representations of its neighbours,
         \\frac{1}{\\sqrt{\\deg(n)\\deg(u)}} \\, \\mathbf{r}'_{\\rho(u, n)} \\odot \\mathbf{h}_u^{(l)}
 
 (:math:`\\deg(u)` its training degree); it sends none, so no existing representation changes
-(:meth:`KGRecModel.inductive`). A new item's final representation is the mean of its layers,
-L2-normalised, times one calibration factor :math:`s` (``cold_item_log_scale`` holds
-:math:`\\log s`; :func:`kgrec.training.calibrate_cold_items` sets it after training), so its
-score is :math:`s\\,\\mathbf{z}_u^\\top \\mathbf{z}_n` and new items take as many top-k slots as
-comparable catalogue items (:meth:`KGRecModel.inductive_output`). The inductive path has
+(:meth:`KGRecModel.inductive`). A new item's final representation averages two content
+views, each L2-normalised: the mean of its layers, and a ridge map :math:`\\mathbf{M}` of its raw
+text features fitted after training to the warm items' :math:`\\mathbf{z}_i`,
+
+.. math::
+    \\mathbf{z}_n = s \\, \\frac{\\mathbf{a} + \\mathbf{b}}{\\lVert \\mathbf{a} + \\mathbf{b} \\rVert}, \\quad
+    \\mathbf{a} = \\frac{\\bar{\\mathbf{h}}_n}{\\lVert \\bar{\\mathbf{h}}_n \\rVert}, \\quad
+    \\mathbf{b} = \\frac{\\mathbf{M}^\\top \\mathbf{x}_n}{\\lVert \\mathbf{M}^\\top \\mathbf{x}_n \\rVert}
+
+times one calibration factor :math:`s` (``cold_item_log_scale`` holds :math:`\\log s`;
+:func:`kgrec.training.calibrate_cold_items` sets it after training), so that new items take as
+many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_output`). The inductive path has
 parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`, trained by the
 cold-start view of :mod:`kgrec.training` against the detached warm model: training them cannot
 change the warm ranking, and the warm model is not pulled towards what text alone can express.
@@ -61,6 +68,7 @@ from torch import Tensor, nn
 from .graph_index import GraphTensors
 
 NODE_TYPES = ("user", "item", "entity")
+CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -143,6 +151,8 @@ class KGRecModel(nn.Module):
             self.text_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
             self.cold_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
             self.cold_proj.load_state_dict(self.text_proj.state_dict())   # both paths start alike
+            # ridge map from raw text features to trained item representations (fit_content_map)
+            self.register_buffer("cold_item_map", torch.zeros(feature_dim, dim))
         else:
             self.text_rank = 0
         # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
@@ -256,11 +266,28 @@ class KGRecModel(nn.Module):
         return self.combine(self.inductive_layers(layers, x_new, node_type, num_new, new_index, neighbor,
                                                   edge_type, neighbor_deg))
 
-    def inductive_output(self, layers: list[Tensor], node_type: str) -> Tensor:
-        """Final representations of new nodes from their :meth:`inductive_layers`: :meth:`combine`,
-        times :meth:`cold_item_scale` for items."""
+    def inductive_output(self, layers: list[Tensor], node_type: str, x_raw: Tensor | None = None) -> Tensor:
+        """Final representations of new nodes from their :meth:`inductive_layers`: :meth:`combine`;
+        for items, averaged with the content map of their raw text features ``x_raw`` ``[n, F]``
+        (:meth:`fit_content_map`; each part L2-normalised, the mean normalised again; zero
+        features or an unfitted map leave the GNN part alone), then times :meth:`cold_item_scale`."""
         out = self.combine(layers)
-        return out * self.cold_item_scale() if node_type == "item" else out
+        if node_type != "item":
+            return out
+        if self.use_text and x_raw is not None:
+            mapped = F.normalize(x_raw.to(out.dtype) @ self.cold_item_map.to(out.dtype), dim=-1)
+            out = F.normalize((1 - CONTENT_MAP_WEIGHT) * out + CONTENT_MAP_WEIGHT * mapped, dim=-1)
+        return out * self.cold_item_scale()
+
+    @torch.no_grad()
+    def fit_content_map(self, x_raw: Tensor, z: Tensor, ridge: float = 1.0) -> None:
+        """Fit ``cold_item_map`` :math:`\\mathbf{M} = (\\mathbf{X}^\\top\\mathbf{X} + \\lambda
+        \\mathbf{I})^{-1}\\mathbf{X}^\\top\\mathbf{Z}`: ridge regression (``ridge`` :math:`= \\lambda`)
+        from items' raw text features ``x_raw`` ``[n, F]`` to their trained final representations
+        ``z`` ``[n, dim]`` (a LinMap-style content map, in the full feature space)."""
+        x, y = x_raw.double(), z.double()
+        eye = torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
+        self.cold_item_map.copy_(torch.linalg.solve(x.T @ x + ridge * eye, x.T @ y).to(self.cold_item_map.dtype))
 
     def cold_item_scale(self) -> Tensor:
         """The calibration factor :math:`s > 0` on new items' representations (1 until

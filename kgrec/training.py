@@ -228,7 +228,9 @@ class FitResult:
         a = state["model_args"]
         model = KGRecModel(**a)
         weights = dict(state["model"])
-        weights.setdefault("cold_item_log_scale", torch.zeros(()))  # saved before the calibration existed: factor 1
+        for name, value in model.state_dict().items():
+            if name in ("cold_item_log_scale", "cold_item_map"):  # saved before they existed: factor 1, no map
+                weights.setdefault(name, torch.zeros_like(value))
         model.load_state_dict(weights)
         gd = state["graph"]
         graph = GraphTensors(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
@@ -369,6 +371,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                        id_dropout=config.id_dropout, text_rank=config.text_rank).to(device)
     if model.use_text:
         model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
+        raw_items = graph.x[index.num_users:index.num_users + index.num_items].clone()
         graph.x = model.reduce_all(graph.x)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model, index, graph, config, [], device)
@@ -454,7 +457,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                                                                      or config.cold_user_weight > 0):
         _fit_inductive(model, config, graph, lookup, gen, held)
     model.eval()
-    calibrate_cold_items(model, graph, lookup, held, config.seed)
+    if model.use_text:
+        with torch.no_grad():
+            z_items = model(graph)[0][graph.num_users:graph.num_users + graph.num_items]
+            model.fit_content_map(raw_items[~held], z_items[~held])
+    calibrate_cold_items(model, graph, lookup, held, raw_items if model.use_text else None, config.seed)
     result.invalidate()
     return result
 
@@ -510,7 +517,7 @@ def calibration_items(num_items: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _PositiveLookup, held: Tensor,
-                         seed: int = 0) -> float:
+                         raw_items: Tensor | None = None, seed: int = 0) -> float:
     r"""Set the factor :math:`s` on new items' representations (``model.cold_item_log_scale``)
     so that items seen through the inductive path take as many top-k slots as the same items
     seen warm, and return :math:`s`.
@@ -519,7 +526,9 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     never saw them) are scored two ways for a seeded sample of ``CALIBRATION_USERS`` users
     (fewer in a large catalogue; their training items excluded): warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i`, and as if
     new, :math:`s\,\mathbf{z}_u^\top \mathbf{c}_i` with :math:`\mathbf{c}_i` the item's
-    inductive representation from its text and knowledge edges. :math:`s` is found by
+    inductive representation from its text and knowledge edges (with ``raw_items``, ``[I, F]``
+    raw text features, blended with the content map as at add time).
+    The content map is fitted without the held items, so it has not seen them either. :math:`s` is found by
     bisection on :math:`\log s \in [-3, 3]` so that the held items' share of the
     top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive
     cosines come out on a scale of their own (lower when text and attributes say less than
@@ -540,7 +549,8 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     seen = lookup.mask(users, torch.arange(I, device=device))
     zu = z[users]
     warm = (zu @ z[U:U + I].T).float().masked_fill_(seen, -torch.inf)
-    cold = (zu @ _cold_items(model, graph, layers, sel).T).float().masked_fill_(seen[:, sel], -torch.inf)
+    raw = None if raw_items is None else raw_items[sel]
+    cold = (zu @ _cold_items(model, graph, layers, sel, raw).T).float().masked_fill_(seen[:, sel], -torch.inf)
 
     def share(scores: Tensor) -> float:
         return float(held[scores.topk(k, dim=1).indices].float().mean())
@@ -695,13 +705,18 @@ def _cold_users(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], lo
     return model.inductive(layers, x, "user", R, row, src, etype, graph.deg[src])
 
 
-def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], items: Tensor) -> Tensor:
+def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], items: Tensor,
+                raw: Tensor | None = None) -> Tensor:
     """``items`` (item positions) as if they were new: embedded through the inductive path from
-    their text and knowledge edges only (no ID, no interactions). ``[n, dim]`` in ``items`` order."""
+    their text and knowledge edges only (no ID, no interactions). ``[n, dim]`` in ``items`` order.
+    Without ``raw``: the inductive path's own output (:meth:`KGRecModel.combine`, what training
+    fits); with ``raw`` (the items' raw text features ``[n, F]``): what a new item gets
+    (:meth:`KGRecModel.inductive_output`: content map and calibration factor)."""
     nodes = items + graph.num_users
     row, src, etype = graph.content_edges_into(nodes)
     x = graph.x[nodes] if model.use_text else None
-    return model.inductive(layers, x, "item", len(items), row, src, etype, graph.deg[src])
+    per_layer = model.inductive_layers(layers, x, "item", len(items), row, src, etype, graph.deg[src])
+    return model.combine(per_layer) if raw is None else model.inductive_output(per_layer, "item", raw)
 
 
 def _softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor) -> Tensor:

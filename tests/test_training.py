@@ -252,6 +252,33 @@ def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResul
     assert float(FitResult.from_state(state, device="cpu").model.cold_item_scale()) == 1.0
 
 
+def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitResult, split) -> None:
+    """The map solves the ridge normal equations (X^T X + I) M = X^T Z on the training items
+    other than the calibration items (raw LM features X, final representations Z) and not on
+    all items; zero features leave a new item's GNN part alone."""
+    train, _ = split
+    model = trained.model
+    held = calibration_items(trained.index.num_items, trained.config.seed)
+    rows = pd.Index(train.items["item_id"].astype(str)).get_indexer(trained.item_ids)
+    x = torch.as_tensor(np.asarray(train.features["item"])[rows], dtype=torch.float64)
+    z = trained.final_embeddings()[1].double()
+    m = model.cold_item_map.double()
+
+    def residual(keep: torch.Tensor) -> float:
+        xk, zk = x[keep], z[keep]
+        r = (xk.T @ xk + torch.eye(x.shape[1], dtype=torch.float64)) @ m - xk.T @ zk
+        return float(r.abs().max() / (xk.T @ zk).abs().max())
+
+    assert residual(~held) < 1e-4
+    assert residual(torch.ones_like(held)) > 10 * residual(~held)
+    layers = [torch.randn(3, model.dim, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    alone = model.combine(layers) * model.cold_item_scale()
+    assert torch.allclose(model.inductive_output(layers, "item", torch.zeros(3, model.feature_dim)), alone)
+    mixed = model.inductive_output(layers, "item", x[:3].float())
+    assert not torch.allclose(mixed, alone)
+    assert torch.allclose(mixed.norm(dim=1), model.cold_item_scale().expand(3))
+
+
 def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None:
     users_before, items_before = (t.clone() for t in trained.final_embeddings())
     t = small.triples
