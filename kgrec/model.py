@@ -49,10 +49,12 @@ text features fitted after training to the warm items' :math:`\\mathbf{z}_i`,
 
 times one calibration factor :math:`s` (``cold_item_log_scale`` holds :math:`\\log s`;
 :func:`kgrec.training.calibrate_cold_items` sets it after training), so that new items take as
-many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_output`). The inductive path has
-parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`, trained by the
-cold-start view of :mod:`kgrec.training` against the detached warm model: training them cannot
-change the warm ranking, and the warm model is not pulled towards what text alone can express.
+many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_output`).
+
+The inductive path has parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`,
+trained by the cold-start view of :mod:`kgrec.training` against the detached warm model:
+training them cannot change the warm ranking, and the warm model is not pulled towards what
+text alone can express.
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
@@ -69,6 +71,7 @@ from .graph_index import GraphTensors
 
 NODE_TYPES = ("user", "item", "entity")
 CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
+RIDGE_GRID = tuple(10.0 ** (k / 2) for k in range(-6, 5))  # content-map ridge candidates, 1e-3 .. 1e2
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -280,14 +283,31 @@ class KGRecModel(nn.Module):
         return out * self.cold_item_scale()
 
     @torch.no_grad()
-    def fit_content_map(self, x_raw: Tensor, z: Tensor, ridge: float = 1.0) -> None:
-        """Fit ``cold_item_map`` :math:`\\mathbf{M} = (\\mathbf{X}^\\top\\mathbf{X} + \\lambda
-        \\mathbf{I})^{-1}\\mathbf{X}^\\top\\mathbf{Z}`: ridge regression (``ridge`` :math:`= \\lambda`)
-        from items' raw text features ``x_raw`` ``[n, F]`` to their trained final representations
-        ``z`` ``[n, dim]`` (a LinMap-style content map, in the full feature space)."""
+    def fit_content_map(self, x_raw: Tensor, z: Tensor, ridge: float | None = None) -> float:
+        r"""Fit ``cold_item_map`` :math:`\mathbf{M} = (\mathbf{X}^\top\mathbf{X} + \lambda
+        \mathbf{I})^{-1}\mathbf{X}^\top\mathbf{Z}`: ridge regression from items' raw text features
+        ``x_raw`` ``[n, F]`` to their trained final representations ``z`` ``[n, dim]`` (a
+        LinMap-style content map, in the full feature space), and return :math:`\lambda`.
+
+        ``ridge=None`` chooses :math:`\lambda` on the grid :data:`RIDGE_GRID` by generalised
+        cross-validation, :math:`\mathrm{GCV}(\lambda) = n \lVert (\mathbf{I} - \mathbf{H}_\lambda)
+        \mathbf{Z} \rVert^2 / (n - \mathrm{tr}\,\mathbf{H}_\lambda)^2` with :math:`\mathbf{H}_\lambda`
+        the ridge hat matrix (one SVD of :math:`\mathbf{X}`; no data set needs a hand-set value)."""
         x, y = x_raw.double(), z.double()
-        eye = torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
-        self.cold_item_map.copy_(torch.linalg.solve(x.T @ x + ridge * eye, x.T @ y).to(self.cold_item_map.dtype))
+        u, sv, vh = torch.linalg.svd(x, full_matrices=False)
+        uty = u.T @ y
+        outside = float((y * y).sum() - (uty * uty).sum())  # the part of Z no ridge fit can reach
+        n = x.shape[0]
+
+        def gcv(lam: float) -> float:
+            shrink = sv ** 2 / (sv ** 2 + lam)
+            rss = float((((1 - shrink).unsqueeze(1) * uty) ** 2).sum()) + outside
+            return n * rss / max(n - float(shrink.sum()), 1e-9) ** 2
+
+        lam = ridge if ridge is not None else min(RIDGE_GRID, key=gcv)
+        m = vh.T @ ((sv / (sv ** 2 + lam)).unsqueeze(1) * uty)
+        self.cold_item_map.copy_(m.to(self.cold_item_map.dtype))
+        return lam
 
     def cold_item_scale(self) -> Tensor:
         """The calibration factor :math:`s > 0` on new items' representations (1 until

@@ -522,15 +522,15 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     so that items seen through the inductive path take as many top-k slots as the same items
     seen warm, and return :math:`s`.
 
-    The ``held`` items (``[I]`` bool, :func:`calibration_items`; the cold-item view of training
-    never saw them) are scored two ways for a seeded sample of ``CALIBRATION_USERS`` users
-    (fewer in a large catalogue; their training items excluded): warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i`, and as if
-    new, :math:`s\,\mathbf{z}_u^\top \mathbf{c}_i` with :math:`\mathbf{c}_i` the item's
-    inductive representation from its text and knowledge edges (with ``raw_items``, ``[I, F]``
-    raw text features, blended with the content map as at add time).
-    The content map is fitted without the held items, so it has not seen them either. :math:`s` is found by
-    bisection on :math:`\log s \in [-3, 3]` so that the held items' share of the
-    top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive
+    The ``held`` items (``[I]`` bool, :func:`calibration_items`; neither the cold-item view of
+    training nor the content map saw them) are scored two ways for a seeded sample of
+    ``CALIBRATION_USERS`` users (fewer in a large catalogue; their training items excluded):
+    warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i`, and as if new, :math:`s\,\mathbf{z}_u^\top
+    \mathbf{c}_i` with :math:`\mathbf{c}_i` the item's inductive representation from its text
+    and knowledge edges (with ``raw_items``, ``[I, F]`` raw text features: blended with the
+    content map, as at add time). :math:`s` is found by bisection on :math:`\log s \in [-3, 3]`
+    so that the held items' share of the top-``CALIBRATION_K`` slots of the mixed ranking
+    equals their warm share. Inductive
     cosines come out on a scale of their own (lower when text and attributes say less than
     interactions), so without it new items take too few or too many slots beside the
     catalogue. A positive factor changes no ranking among new items and no ranking of
@@ -672,10 +672,12 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
     lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive | held[cand], -torch.inf), 1)
     lse_both = torch.logaddexp(lse_warm, lse_cold)
-    zu_rows = zu[rows]
-    return (_softmax_loss(zu_rows, cold_pos, lse_both[rows]) + _softmax_loss(zu[inv], z_pos, lse_both[inv])
-            + _softmax_loss(zu_rows, cold_pos, lse_cold[rows])
-            + _alignment(cold_pos, z_pos_kept))
+    loss = _softmax_loss(zu[inv], z_pos, lse_both[inv])
+    if len(items):  # a batch of held items only has no cold positive
+        zu_rows = zu[rows]
+        loss = loss + (_softmax_loss(zu_rows, cold_pos, lse_both[rows])
+                       + _softmax_loss(zu_rows, cold_pos, lse_cold[rows]) + _alignment(cold_pos, z_pos_kept))
+    return loss
 
 
 def _alignment(a: Tensor, b: Tensor) -> Tensor:
