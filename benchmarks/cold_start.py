@@ -51,9 +51,10 @@ Baselines (same splits, same :func:`kgrec.evaluation.evaluate`)
 - kgrec ablations at add time (same trained model): ``text only`` (the new items' triples are
   not given), ``edges only`` (zero text features), ``no calibration (s=1)`` (the cold-item
   factor of :func:`kgrec.training.calibrate_cold_items` undone) and ``no content map`` (the
-  ridge map of :meth:`kgrec.model.KGRecModel.fit_content_map` left out, same factor). The calibration line also gives
-  Recall@20 on the warm and cold test interactions together, new items ranked, with and
-  without it: the trade between new items' and existing items' slots in one number.
+  ridge map of :meth:`kgrec.model.KGRecModel.fit_content_map` left out, same factor). The
+  calibration line also gives Recall@20 on the warm and cold test interactions together, new
+  items ranked, with and without it: the trade between new items' and existing items' slots in
+  one number (it weighs new items heavily: they have all their interactions in the test).
 
 Warm stability: warm-test Recall@20 of the warm users before ``add_items``, after it with the
 new items excluded from the candidates (must be identical: existing representations do not
@@ -393,8 +394,10 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
     if rec.fit_.model.use_text:  # the content map undone (same s): the GNN inductive path alone
         content_map = rec.fit_.model.cold_item_map.clone()
         rec.fit_.model.cold_item_map.zero_()
-        kg_rows["kgrec: no content map"] = rows_for(embed(x_cold))
-        rec.fit_.model.cold_item_map.copy_(content_map)
+        try:
+            kg_rows["kgrec: no content map"] = rows_for(embed(x_cold))
+        finally:
+            rec.fit_.model.cold_item_map.copy_(content_map)
     all_ids = pd.Index(list(warm_ids) + list(batch_ids))
     both_tests = pd.concat([pairs(warm_test), pairs(cold_test)], ignore_index=True)
     overall = {label: ranking_metrics(user_emb, torch.cat([warm_item_emb, emb]), user_ids, all_ids, train_df,

@@ -214,7 +214,7 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
     assert np.mean(share_top) > 1.3 * np.mean(share_all), (np.mean(share_top), np.mean(share_all))
 
 
-def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResult, small, tmp_path: Path) -> None:
+def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResult, small) -> None:
     """The held calibration items, embedded through the public inductive path (text + their
     genre/year edges, under new ids) and scaled by the fitted factor, take the same share of
     every user's top-20 (training items excluded) as their warm representations do, counted
@@ -266,14 +266,14 @@ def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitRe
     z = trained.final_embeddings()[1].double()
     m = model.cold_item_map.double()
 
-    def residual(keep: torch.Tensor, m: torch.Tensor) -> float:
+    def residual(keep: torch.Tensor) -> float:
         xk, zk = x[keep], z[keep]
         eye = torch.eye(x.shape[1], dtype=torch.float64)
         return min(float(((xk.T @ xk + lam * eye) @ m - xk.T @ zk).abs().max() / (xk.T @ zk).abs().max())
                    for lam in RIDGE_GRID)
 
-    assert residual(~held, m) < 1e-4
-    assert residual(torch.ones_like(held), m) > 10 * residual(~held, m)
+    assert residual(~held) < 1e-4
+    assert residual(torch.ones_like(held)) > 10 * residual(~held)
     other = copy.deepcopy(model)
     assert other.fit_content_map(x[~held].float(), z[~held].float(), ridge=0.7) == 0.7
     direct = torch.linalg.solve(x[~held].T @ x[~held] + 0.7 * torch.eye(x.shape[1], dtype=torch.float64),
