@@ -369,6 +369,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                        graph.x.shape[1] if graph.x is not None else 0, config.dim, config.layers,
                        use_text=config.use_text, use_id=config.use_id, use_kg=config.use_kg,
                        id_dropout=config.id_dropout, text_rank=config.text_rank).to(device)
+    raw_items: Tensor | None = None  # items' raw text features, for the content map
     if model.use_text:
         model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
         raw_items = graph.x[index.num_users:index.num_users + index.num_items].clone()
@@ -457,11 +458,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                                                                      or config.cold_user_weight > 0):
         _fit_inductive(model, config, graph, lookup, gen, held)
     model.eval()
-    if model.use_text:
-        with torch.no_grad():
-            z_items = model(graph)[0][graph.num_users:graph.num_users + graph.num_items]
-            model.fit_content_map(raw_items[~held], z_items[~held])
-    calibrate_cold_items(model, graph, lookup, held, raw_items if model.use_text else None, config.seed)
+    with torch.no_grad():
+        z, layers = model(graph)  # the final warm model, for the content map and the calibration
+    if raw_items is not None:
+        model.fit_content_map(raw_items[~held], z[graph.num_users:graph.num_users + graph.num_items][~held])
+    calibrate_cold_items(model, graph, lookup, held, z, layers, raw_items, config.seed)
     result.invalidate()
     return result
 
@@ -517,10 +518,11 @@ def calibration_items(num_items: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _PositiveLookup, held: Tensor,
-                         raw_items: Tensor | None = None, seed: int = 0) -> float:
+                         z: Tensor, layers: list[Tensor], raw_items: Tensor | None = None, seed: int = 0) -> float:
     r"""Set the factor :math:`s` on new items' representations (``model.cold_item_log_scale``)
     so that items seen through the inductive path take as many top-k slots as the same items
-    seen warm, and return :math:`s`.
+    seen warm, and return :math:`s`. ``z``, ``layers``: the trained model's final and per-layer
+    representations (``model(graph)`` in eval mode).
 
     The ``held`` items (``[I]`` bool, :func:`calibration_items`; neither the cold-item view of
     training nor the content map saw them) are scored two ways for a seeded sample of
@@ -530,17 +532,15 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     and knowledge edges (with ``raw_items``, ``[I, F]`` raw text features: blended with the
     content map, as at add time). :math:`s` is found by bisection on :math:`\log s \in [-3, 3]`
     so that the held items' share of the top-``CALIBRATION_K`` slots of the mixed ranking
-    equals their warm share. Inductive
-    cosines come out on a scale of their own (lower when text and attributes say less than
-    interactions), so without it new items take too few or too many slots beside the
-    catalogue. A positive factor changes no ranking among new items and no ranking of
+    equals their warm share. Inductive cosines come out on a scale of their own (lower when text
+    and attributes say less than interactions), so without it new items take too few or too many
+    slots beside the catalogue. A positive factor changes no ranking among new items and no ranking of
     existing items. With fewer than one held item, :math:`s = 1`."""
     model.cold_item_log_scale.zero_()
     U, I = graph.num_users, graph.num_items
     k = min(CALIBRATION_K, I - 1)
     if int(held.sum()) < 1 or k < 1:
         return 1.0
-    z, layers = model(graph)
     device = z.device
     held = held.to(device)
     sel = torch.nonzero(held).squeeze(1)
