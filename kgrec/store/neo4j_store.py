@@ -268,6 +268,22 @@ class Neo4jStore(GraphStore):
             if n < self.batch_size:
                 return total
 
+    def _refresh_plans(self) -> None:
+        """After a bulk write: schedule the resampling of indexes the write made outdated and drop
+        the cached query plans, so that the next query is planned on the data as it is now.
+        Neo4j replans a cached query only when the statistics it was planned on drift by a
+        decaying threshold, at most every 10 s; a plan cached while the database held other data
+        (an earlier graph, a test graph) can meanwhile be orders of magnitude slower. Both
+        procedures are admin-only: for a user without the privilege this does nothing and plans
+        refresh on Neo4j's own schedule."""
+        neo4j = _neo4j()
+        for call in ("CALL db.resampleOutdatedIndexes()", "CALL db.clearQueryCaches()"):
+            try:
+                with self._session() as session:
+                    session.run(call).consume()
+            except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError):
+                continue  # forbidden to a non-admin user, or the server went away: the write is done
+
     def _knowledge_types(self) -> list[str]:
         types = self._run_read(lambda tx: [r[0] for r in tx.run(
             "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType")], "listing relationship types")
@@ -315,6 +331,7 @@ class Neo4jStore(GraphStore):
                 types = np.array([neo4j_type(r) for r in table.column("relation").to_pylist()], dtype=object)
                 for t in sorted(set(types.tolist())):
                     self._write_edges(t, head, tail, table.filter(pa.array(types == t)), stored, f"writing {t} edges")
+            self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
     def _write_nodes(self, label: str, table: pa.Table, stored: NodeIds) -> None:
@@ -395,6 +412,7 @@ class Neo4jStore(GraphStore):
                      "SET r.score = $score[k], r.rank = $rank[k]")
             self._replace_model_edges("RECOMMENDED", model_id, [(create, merge, table)],
                                       f"writing recommendations of model '{model_id}'")
+            self._refresh_plans()
         return table.num_rows
 
     def write_explanations(self, df: pd.DataFrame, model_id: str) -> int:
@@ -419,6 +437,7 @@ class Neo4jStore(GraphStore):
                                f"{match}MERGE (u)-[x:EXPLAINS {{{key}}}]->(n) SET x.weight = $weight[k], x.rank = $rank[k]",
                                part))
             self._replace_model_edges("EXPLAINS", model_id, groups, f"writing explanations of model '{model_id}'")
+            self._refresh_plans()
         return table.num_rows
 
     # ---------------------------------------------------------------- reading
