@@ -244,28 +244,16 @@ class FitResult:
 # ---------------------------------------------------------------------- training
 class _PositiveLookup:
     """Which (user, item) pairs are training positives: each user's items (CSR, for
-    :meth:`mask`) and, for single pairs (:meth:`contains`), a dense bit table of ``U x I`` when it
-    is small (up to 2^27 pairs), else the sorted pair keys ``u * I + i`` and a binary search."""
-
-    DENSE_LIMIT = 1 << 27
+    :meth:`mask`) and, for single pairs (:meth:`contains`), the sorted pair keys ``u * I + i``
+    and a binary search."""
 
     def __init__(self, graph: GraphTensors) -> None:
         self.num_items = graph.num_items
         self.indptr, self.items = graph.user_positives_csr()
-        keys = graph.inter_user.long() * self.num_items + graph.inter_item.long()
-        total = graph.num_users * graph.num_items
-        if total <= self.DENSE_LIMIT:
-            self.dense: Tensor | None = torch.zeros(total, dtype=torch.bool, device=keys.device)
-            self.dense[keys] = True
-            self.dense = self.dense.view(graph.num_users, graph.num_items)
-            self.keys: Tensor | None = None
-        else:
-            self.dense, self.keys = None, torch.sort(keys).values
+        self.keys = torch.sort(graph.inter_user.long() * self.num_items + graph.inter_item.long()).values
 
     def contains(self, keys: Tensor) -> Tensor:
         """Boolean tensor shaped like ``keys`` (``u * I + i``): is the pair a training positive?"""
-        if self.dense is not None:
-            return self.dense.view(-1)[keys]
         pos = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
         return self.keys[pos] == keys
 
