@@ -13,7 +13,8 @@ Data sets (from ``kgrec.config.data_dir()``):
                      CPU cores: the baselines run the LightGCN paper's settings for ``--epochs`` epochs.
 
 Models: ``kgrec`` (``kgrec.Recommender(...).fit(train)``, its ``evaluate``) and the ablations
-``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` (``use_text`` / ``use_kg`` / ``use_id`` off),
+``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` (``use_text`` / ``use_kg`` / ``use_id`` off) and
+``kgrec-cold-after`` (``cold_views='after'``: the cold-start views train only after the warm model),
 and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``mf-bpr``, ``popularity``,
 ``text-knn``. The BPR baselines are tuned on a validation split carved from train (a grid over lr and
 L2, early stopping; see :mod:`kgrec.baselines`) unless ``--no-tune``; kgrec early-stops on its own
@@ -55,7 +56,7 @@ from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
 K = (10, 20)
 ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": False},
-             "kgrec-no-id": {"use_id": False}}
+             "kgrec-no-id": {"use_id": False}, "kgrec-cold-after": {"cold_views": "after"}}
 ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "mf-bpr", "popularity", "text-knn"]
 
 

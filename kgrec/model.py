@@ -52,9 +52,10 @@ times one calibration factor :math:`s` (``cold_item_log_scale`` holds :math:`\\l
 many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_output`).
 
 The inductive path has parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`,
-trained by the cold-start view of :mod:`kgrec.training` against the detached warm model:
-training them cannot change the warm ranking, and the warm model is not pulled towards what
-text alone can express.
+trained by the cold-start views of :mod:`kgrec.training` against the detached warm model
+(by default after warm training, starting from :math:`\mathbf{W}_t, \mathbf{r}_\rho`:
+:meth:`KGRecModel.start_inductive_path`): training them cannot change the warm ranking, and
+the warm model is not pulled towards what text alone can express.
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
@@ -253,6 +254,15 @@ class KGRecModel(nn.Module):
     def inductive_parameters(self) -> list[nn.Parameter]:
         """The inductive path's own parameters :math:`\\mathbf{W}'_t, \\mathbf{r}'_\\rho`."""
         return [self.cold_relation] + (list(self.cold_proj.parameters()) if self.use_text else [])
+
+    @torch.no_grad()
+    def start_inductive_path(self) -> None:
+        """Set the inductive path's parameters to the warm path's: :math:`\mathbf{W}'_t \leftarrow
+        \mathbf{W}_t`, :math:`\mathbf{r}'_\rho \leftarrow \mathbf{r}_\rho` (where the cold views
+        start when they train only after the warm model)."""
+        self.cold_relation.copy_(self.relation)
+        if self.use_text:
+            self.cold_proj.load_state_dict(self.text_proj.state_dict())
 
     def sample_id_mask(self, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor | None:
         """Training-time ID mask: each node keeps its ID embedding with prob ``1 - id_dropout``."""

@@ -3,11 +3,13 @@
 Full-graph training (every step propagates over the whole graph, as LightGCN does) with
 Adam; loss ``'softmax'`` (sampled softmax over ``num_negatives`` items shared by the batch, on
 cosine scores divided by ``temperature``; the user's training positives are never used as
-negatives) or ``'bpr'``; optional KG loss; ID-embedding dropout and a cold-start view (the
+negatives) or ``'bpr'``; optional KG loss; ID-embedding dropout; and cold-start views (the
 batch's items and users also scored through the inductive path, from text and knowledge edges
-alone; then ``inductive_epochs`` epochs that train only that path against the final warm
-model) so that new nodes are placed well. Device ``'auto'`` (CUDA when present, with bf16
-autocast), seeded and reproducible on CPU, early stopping on a validation split with
+alone) so that new nodes are placed well: by default (``cold_views='during'``) in every warm
+step and then in ``inductive_epochs`` that train only that path against the final warm model;
+with ``'after'`` only in those epochs, the path starting from the trained warm path (warm epochs
+about half as long on ML-100K; new items placed somewhat worse on Last.fm, see
+``benchmarks/cold_start.py``). Device ``'auto'`` (CUDA when present, with bf16 autocast), seeded and reproducible on CPU, early stopping on a validation split with
 :func:`kgrec.evaluation.evaluate`, checkpoints (best and last good), a progress bar, and a
 clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops being finite.
 
@@ -61,7 +63,11 @@ class TrainConfig:
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
     cold_item_weight: float = 1.0      # weight of the cold-item view loss (trains the inductive path only)
     cold_user_weight: float = 1.0      # weight of the cold-user view loss (attributes + 0..3 clicks)
-    inductive_epochs: int = 10         # after training: epochs that train only the inductive path (0 = off)
+    cold_views: Literal["during", "after"] = "during"  # when the cold views train: in every warm step
+                                       # and the inductive epochs, or only in the inductive epochs
+    inductive_epochs: int | None = None  # after training: epochs that train only the inductive path
+                                       # (0 = off; None: 10 with cold_views 'during', 20 with 'after')
+    inductive_lr: float | None = None  # Adam learning rate of those epochs (None: lr, or 10 x lr with 'after')
     item_neighbors: int = 0            # join each item to its k most co-interacted items (0 = off)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss on layer 0 (0 = off; see _kg_loss)
     use_text: bool = True
@@ -82,13 +88,26 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def inductive_schedule(self) -> tuple[int, float]:
+        """``(epochs, lr)`` of the inductive phase: the set values, else 10 epochs at ``lr`` when
+        the cold views also train during warm training, 20 at ``10 * lr`` when they train only
+        after it (measured on ML-100K cold users: 10 epochs at ``lr`` left the path under-trained)."""
+        after = self.cold_views == "after"
+        epochs = self.inductive_epochs if self.inductive_epochs is not None else (20 if after else 10)
+        lr = self.inductive_lr if self.inductive_lr is not None else (10 * self.lr if after else self.lr)
+        return epochs, lr
+
     def validate(self) -> None:
         if self.loss not in ("softmax", "bpr"):
             raise ValueError(f"loss must be 'softmax' or 'bpr' (got {self.loss!r})")
+        if self.cold_views not in ("after", "during"):
+            raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
         for name in ("dim", "epochs", "batch_size", "num_negatives", "eval_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
-        if self.inductive_epochs < 0:
+        if self.inductive_lr is not None and self.inductive_lr <= 0:
+            raise ValueError(f"inductive_lr must be positive (got {self.inductive_lr})")
+        if self.inductive_epochs is not None and self.inductive_epochs < 0:
             raise ValueError(f"inductive_epochs must be >= 0 (got {self.inductive_epochs})")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0 (got {self.layers})")
@@ -455,7 +474,9 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         model.load_state_dict(best_state)
     elif valid_kg is None:
         result.best_epoch = len(result.history)
-    if config.inductive_epochs > 0 and config.loss == "softmax" and (config.cold_item_weight > 0
+    if config.cold_views == "after":
+        model.start_inductive_path()
+    if config.inductive_schedule()[0] > 0 and config.loss == "softmax" and (config.cold_item_weight > 0
                                                                      or config.cold_user_weight > 0):
         _fit_inductive(model, config, graph, lookup, gen, held)
     model.eval()
@@ -470,8 +491,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
 
 def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
                    gen: torch.Generator, held: Tensor) -> None:
-    """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for
-    ``config.inductive_epochs`` epochs of the cold views against the *final* warm model: its
+    """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for the
+    epochs of :meth:`TrainConfig.inductive_schedule` (cold views) against the *final* warm model: its
     layers are computed once, in eval mode (no ID dropout), as :meth:`FitResult.embed_new_nodes`
     will see them, and stay fixed, so a step costs no propagation and the warm model cannot
     change. A non-finite loss ends the phase and restores the inductive parameters it started
@@ -481,9 +502,10 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
         z, layers = model(graph)
     params = model.inductive_parameters()
     start = [p.detach().clone() for p in params]
-    opt = torch.optim.Adam(params, lr=config.lr)
+    epochs, lr = config.inductive_schedule()
+    opt = torch.optim.Adam(params, lr=lr)
     M = len(graph.inter_user)
-    for _ in range(config.inductive_epochs):
+    for _ in range(epochs):
         perm = torch.randperm(M, generator=gen).to(z.device)
         for s in range(0, M, config.batch_size):
             idx = perm[s:s + config.batch_size]
@@ -580,7 +602,8 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
         diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
         loss = F.softplus(-diff).mean()
     else:
-        loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held)
+        loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held,
+                               cold=config.cold_views == "during")
     if config.kg_loss_weight > 0:
         loss = loss + config.kg_loss_weight * _kg_loss(model, graph, layers[0], len(users), config.temperature, gen)
     return loss.float()
@@ -588,9 +611,9 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
 
 def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
                     z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
-                    held: Tensor) -> Tensor:
-    """Sampled softmax of the warm model plus the cold-item and cold-user views (``held``: [I]
-    bool, the calibration items, which the cold-item view never sees)."""
+                    held: Tensor, cold: bool = True) -> Tensor:
+    """Sampled softmax of the warm model plus, with ``cold``, the cold-item and cold-user views
+    (``held``: [I] bool, the calibration items, which the cold-item view never sees)."""
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -601,7 +624,7 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     neg = (zu @ z_items[cand].T).float().masked_fill_(positive, -torch.inf)
     lse_neg = torch.logsumexp(neg, 1)
     loss = _softmax_loss(zu[inv], zi, lse_neg[inv])
-    if config.cold_item_weight > 0 or config.cold_user_weight > 0:
+    if cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0):
         frozen = [h.detach() for h in layers]
         zu, lse_neg = zu.detach(), lse_neg.detach()
         if config.cold_item_weight > 0:

@@ -85,6 +85,27 @@ def test_inductive_epochs_train_only_the_inductive_path(split) -> None:
         TrainConfig(inductive_epochs=-1).validate()
 
 
+def test_cold_views_after_leave_warm_steps_alone(split) -> None:
+    """``cold_views='after'``: warm steps leave the inductive path alone, and it starts from the
+    trained warm path; ``'during'`` (the default): warm steps train it too."""
+    train, _ = split
+    after = fit(train, None, TrainConfig(**TINY, inductive_epochs=0, cold_views="after"), device="cpu",
+                progress=False).model
+    assert torch.equal(after.cold_relation, after.relation)
+    for t in ("user", "item", "entity"):
+        assert torch.equal(after.cold_proj[t].weight, after.text_proj[t].weight)
+    assert not torch.equal(after.relation, torch.ones_like(after.relation))  # the warm path did train
+    during = fit(train, None, TrainConfig(**TINY, inductive_epochs=0), device="cpu", progress=False).model
+    assert not torch.equal(during.cold_proj["item"].weight, during.text_proj["item"].weight)
+    assert TrainConfig(lr=0.02).inductive_schedule() == (10, 0.02)
+    assert TrainConfig(lr=0.02, cold_views="after").inductive_schedule() == (20, 0.2)
+    assert TrainConfig(cold_views="after", inductive_epochs=3, inductive_lr=0.5).inductive_schedule() == (3, 0.5)
+    with pytest.raises(ValueError, match="cold_views"):
+        TrainConfig(cold_views="never").validate()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="inductive_lr"):
+        TrainConfig(inductive_lr=0).validate()
+
+
 # ---------------------------------------------------------------------- negatives
 def test_sampled_negatives_never_include_positives(split) -> None:
     train, _ = split
