@@ -53,9 +53,9 @@ many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_outp
 
 The inductive path has parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`,
 trained by the cold-start views of :mod:`kgrec.training` against the detached warm model
-(by default after warm training, starting from :math:`\mathbf{W}_t, \mathbf{r}_\rho`:
-:meth:`KGRecModel.start_inductive_path`): training them cannot change the warm ranking, and
-the warm model is not pulled towards what text alone can express.
+(during and after warm training, or only after it, then starting from :math:`\\mathbf{W}_t,
+\\mathbf{r}_\\rho`: :meth:`KGRecModel.start_inductive_path`): training them cannot change the
+warm ranking, and the warm model is not pulled towards what text alone can express.
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
@@ -257,8 +257,8 @@ class KGRecModel(nn.Module):
 
     @torch.no_grad()
     def start_inductive_path(self) -> None:
-        """Set the inductive path's parameters to the warm path's: :math:`\mathbf{W}'_t \leftarrow
-        \mathbf{W}_t`, :math:`\mathbf{r}'_\rho \leftarrow \mathbf{r}_\rho` (where the cold views
+        """Set the inductive path's parameters to the warm path's: :math:`\\mathbf{W}'_t \\leftarrow
+        \\mathbf{W}_t`, :math:`\\mathbf{r}'_\\rho \\leftarrow \\mathbf{r}_\\rho` (where the cold views
         start when they train only after the warm model)."""
         self.cold_relation.copy_(self.relation)
         if self.use_text:
