@@ -34,6 +34,18 @@ USER_TO_ITEM = 0
 ITEM_TO_USER = 1
 
 
+def sparse_csr(index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """The sparse CSR matrix with ``values`` at ``index`` ``[2, nnz]`` (rows, columns; duplicates
+    summed), with int32 row pointers and column indices when they fit: the CPU sparse product
+    converts int64 ones on every call (about 10% of its time on Last.fm's graph)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        csr = torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()
+    if max(shape[0], shape[1], csr.values().numel()) >= 2 ** 31:
+        return csr
+    return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(), shape)
+
+
 def relation_type(relation: int, reverse: bool = False) -> int:
     """Edge type of knowledge relation ``relation`` (index into ``GraphIndex.relations``)
     read from head to tail, or from tail to head when ``reverse``."""
@@ -110,17 +122,14 @@ class GraphTensors:
         return self.num_users + self.num_items + self.num_entities
 
     def interaction_adjacency(self) -> Tensor:
-        """The normalised interaction edges as a sparse CSR ``[N, N]`` matrix (symmetric:
-        both directions, weight ``edge_norm``). Cached."""
+        """The normalised interaction edges as a sparse CSR ``[U + I, U + I]`` matrix over users
+        and items (symmetric: both directions, weight ``edge_norm``; entities have none). Cached."""
         cache = self.__dict__.get("_adj")
         if cache is None:
             m = self.edge_type < 2
-            ei, w = self.edge_index[:, m], self.edge_norm[m]
+            ui = self.num_users + self.num_items
             # rows = targets: (A h)_v sums over the sources of v
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                cache = torch.sparse_coo_tensor(ei.flip(0), w, (self.num_nodes, self.num_nodes)).coalesce()
-                cache = cache.to_sparse_csr()
+            cache = sparse_csr(self.edge_index[:, m].flip(0), self.edge_norm[m], (ui, ui))
             self.__dict__["_adj"] = cache
         return cache
 
@@ -145,10 +154,8 @@ class GraphTensors:
             key = src * self.num_edge_types + etype
             uniq, inv = torch.unique(key, return_inverse=True)
             pair_src, pair_type = uniq // self.num_edge_types, uniq % self.num_edge_types
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                a = torch.sparse_coo_tensor(torch.stack([dst, inv]), norm, (self.num_nodes, len(uniq))).coalesce()
-                cache = (pair_src, pair_type, a.to_sparse_csr(), a.t().coalesce().to_sparse_csr())
+            a_index, shape = torch.stack([dst, inv]), (self.num_nodes, len(uniq))
+            cache = (pair_src, pair_type, sparse_csr(a_index, norm, shape), sparse_csr(a_index.flip(0), norm, shape[::-1]))
             self.__dict__["_kg_pairs"] = cache
         return cache
 

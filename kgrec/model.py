@@ -227,16 +227,19 @@ class KGRecModel(nn.Module):
         knowledge edges are another, over the distinct (source, relation) pairs whose
         modulated states :math:`\\mathbf{r} \\odot \\mathbf{h}_u` it sums
         (:meth:`GraphTensors.knowledge_pairs`)."""
-        adj = graph.interaction_adjacency()
+        adj = graph.interaction_adjacency()   # users and items only: [U + I, U + I]
+        ui = adj.shape[0]
         pair_src, pair_type, a_kg, a_kg_t = graph.knowledge_pairs()
         rel = self.relation.index_select(0, pair_type) if len(pair_src) else None
         layers = [h0]
         h = h0.float()
         for _ in range(self.num_layers):
-            out = symmetric_spmm(adj, h)
+            inter = symmetric_spmm(adj, h[:ui] if ui < len(h) else h)
             if rel is not None:
-                out = out + sparse_mm(a_kg, a_kg_t, h.index_select(0, pair_src) * rel)
-            h = out
+                h = sparse_mm(a_kg, a_kg_t, h.index_select(0, pair_src) * rel)
+                h[:ui] += inter   # in place: the product's backward keeps none of its output
+            else:
+                h = F.pad(inter, (0, 0, 0, len(h) - ui))
             layers.append(h)
         return layers
 
@@ -248,8 +251,12 @@ class KGRecModel(nn.Module):
 
     @staticmethod
     def combine(layers: list[Tensor]) -> Tensor:
-        """Mean over layers, L2-normalised."""
-        return F.normalize(torch.stack(layers, 0).mean(0), dim=-1)
+        """Mean over layers, L2-normalised: the normalised sum, which is the same vector (a running
+        sum, since stacking the layers would allocate an ``[L + 1, N, dim]`` block per call)."""
+        total = layers[0]
+        for h in layers[1:]:
+            total = total + h
+        return F.normalize(total, dim=-1)
 
     def inductive_parameters(self) -> list[nn.Parameter]:
         """The inductive path's own parameters :math:`\\mathbf{W}'_t, \\mathbf{r}'_\\rho`."""
