@@ -42,6 +42,7 @@ from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph, co
 from .inductive import NewEmbeddings, NewNodeBatch, NodeStates, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
+from .sampled_softmax import masked_logsumexp, softmax_loss
 
 STATE_VERSION = 2
 
@@ -622,9 +623,8 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     uniq, inv = torch.unique(users, return_inverse=True)
     cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
     zu = z[uniq] / config.temperature
-    neg = (zu @ z_items[cand].T).float().masked_fill_(positive, -torch.inf)
-    lse_neg = torch.logsumexp(neg, 1)
-    loss = _softmax_loss(zu[inv], zi, lse_neg[inv])
+    lse_neg = masked_logsumexp((zu @ z_items[cand].T).float(), positive)
+    loss = softmax_loss(zu[inv], zi, lse_neg[inv])
     if cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0):
         frozen = [h.detach() for h in layers]
         zu, lse_neg = zu.detach(), lse_neg.detach()
@@ -635,9 +635,9 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
         if config.cold_user_weight > 0:
             rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
             cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
-            neg_u = (cold_u @ z_items[cand].detach().T).float().masked_fill_(positive[inv[rows]], -torch.inf)
+            lse_u = masked_logsumexp((cold_u @ z_items[cand].detach().T).float(), positive[inv[rows]])
             loss = loss + config.cold_user_weight * (
-                _softmax_loss(cold_u, zi[rows].detach(), torch.logsumexp(neg_u, 1))
+                softmax_loss(cold_u, zi[rows].detach(), lse_u)
                 + _alignment(cold_u, z[users[rows]].detach()))
     return loss
 
@@ -695,13 +695,13 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
-    lse_cold = torch.logsumexp((zu @ cold_neg.T).float().masked_fill_(positive | held[cand], -torch.inf), 1)
+    lse_cold = masked_logsumexp((zu @ cold_neg.T).float(), positive | held[cand])
     lse_both = torch.logaddexp(lse_warm, lse_cold)
-    loss = _softmax_loss(zu[inv], z_pos, lse_both[inv])
+    loss = softmax_loss(zu[inv], z_pos, lse_both[inv])
     if len(items):  # a batch of held items only has no cold positive
         zu_rows = zu[rows]
-        loss = loss + (_softmax_loss(zu_rows, cold_pos, lse_both[rows])
-                       + _softmax_loss(zu_rows, cold_pos, lse_cold[rows]) + _alignment(cold_pos, z_pos_kept))
+        loss = loss + (softmax_loss(zu_rows, cold_pos, lse_both[rows])
+                       + softmax_loss(zu_rows, cold_pos, lse_cold[rows]) + _alignment(cold_pos, z_pos_kept))
     return loss
 
 
@@ -744,14 +744,6 @@ def _cold_items(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], it
     x = graph.x[nodes] if model.use_text else None
     per_layer = model.inductive_layers(layers, x, "item", len(items), row, src, etype, graph.deg[src])
     return model.combine(per_layer) if raw is None else model.inductive_output(per_layer, "item", raw)
-
-
-def _softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor) -> Tensor:
-    """``-log(e^{s+} / (e^{s+} + sum_{negatives that are not positives} e^{s-}))``, averaged;
-    ``zu`` carries the 1 / temperature factor, ``lse_neg`` is the log-sum-exp of each row's
-    negative scores."""
-    pos = (zu * zi).sum(-1).float()
-    return (torch.logaddexp(pos, lse_neg) - pos).mean()
 
 
 def _validate(result: FitResult, train_kg: KnowledgeGraph, valid_kg: KnowledgeGraph, metric: str) -> float:
