@@ -188,6 +188,42 @@ def test_id_mask_drops_id_part() -> None:
     assert mask is not None and set(mask.unique().tolist()) <= {False, True}
 
 
+def test_inductive_layers_are_the_per_edge_sum() -> None:
+    """Many new nodes, neighbours shared between them, a repeated edge and edges in no order: each
+    layer and the gradient of the inductive relation vectors equal the explicit per-edge sum."""
+    kg = tiny_graph()
+    index, g = build_graph(kg, features_for(kg))
+    model = make_model(index)
+    g.x = model.reduce_all(g.x)
+    with torch.no_grad():
+        model.cold_relation.normal_(1.0, 0.5, generator=torch.Generator().manual_seed(3))
+        _, layers = model(g)
+    gen = torch.Generator().manual_seed(4)
+    num_new, k = 4, 15
+    new_index = torch.randint(0, num_new - 1, (k,), generator=gen)   # the last new node has no edge
+    neighbor = torch.randint(0, g.num_nodes, (k,), generator=gen)
+    edge_type = torch.randint(0, index.num_edge_types, (k,), generator=gen)
+    new_index[1], neighbor[1], edge_type[1] = new_index[0], neighbor[0], edge_type[0]   # a repeated edge
+    x_new = model.reduce_features(torch.randn(num_new, 12, generator=gen), "item")
+    got = model.inductive_layers(layers, x_new, "item", num_new, new_index, neighbor, edge_type, g.deg[neighbor])
+    own = torch.bincount(new_index, minlength=num_new).float().clamp(min=1)
+    want = [model.cold_proj["item"](x_new)]
+    for layer in layers[:-1]:
+        rows = [torch.zeros(model.dim) for _ in range(num_new)]
+        for n, u, t in zip(new_index.tolist(), neighbor.tolist(), edge_type.tolist()):
+            rows[n] = rows[n] + model.cold_relation[t] * layer[u] / torch.sqrt(own[n] * g.deg[u].clamp(min=1))
+        want.append(torch.stack(rows))
+    weight = torch.randn(num_new, model.dim, generator=gen)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert (got[1][num_new - 1] == 0).all()
+    grads = [torch.autograd.grad((model.combine(x) * weight).sum(), model.cold_relation)[0] for x in (got, want)]
+    assert grads[1].abs().max() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
+    empty = torch.zeros(0, dtype=torch.long)
+    none = model.inductive_layers(layers, x_new, "item", num_new, empty, empty, empty, torch.zeros(0))
+    assert all((h == 0).all() for h in none[1:])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_inductive_node_receives_but_does_not_send(device: str) -> None:
     kg = tiny_graph()
