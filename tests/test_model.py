@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.graph_index import GraphIndex, build_graph, relation_type
+from kgrec.graph_index import GraphIndex, GraphTensors, build_graph, relation_type
 from kgrec.model import KGRecModel, symmetric_spmm
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
@@ -97,15 +97,22 @@ def test_propagation_is_the_documented_formula() -> None:
     assert torch.allclose(layers[0][s], expect, atol=1e-6)
 
 
-def test_propagation_gradients_match_the_edge_sum() -> None:
-    """The sparse products (interaction block, knowledge pairs, added in place) give the gradients
-    of the explicit per-edge sum, for the relation vectors, the ID embeddings and the projection."""
+def random_relation_model(attr: str, seed: int) -> tuple[GraphIndex, GraphTensors, KGRecModel]:
+    """The tiny graph's tensors (reduced features) and a model whose relation vectors ``attr``
+    (``relation`` or ``cold_relation``) are drawn around 1, so that every relation counts."""
     kg = tiny_graph()
     index, g = build_graph(kg, features_for(kg))
     model = make_model(index)
     g.x = model.reduce_all(g.x)
     with torch.no_grad():
-        model.relation.normal_(1.0, 0.5, generator=torch.Generator().manual_seed(1))
+        getattr(model, attr).normal_(1.0, 0.5, generator=torch.Generator().manual_seed(seed))
+    return index, g, model
+
+
+def test_propagation_gradients_match_the_edge_sum() -> None:
+    """The sparse products (interaction block, knowledge pairs, added in place) give the gradients
+    of the explicit per-edge sum, for the relation vectors, the ID embeddings and the projection."""
+    index, g, model = random_relation_model("relation", seed=1)
     weight = torch.randn(g.num_nodes, model.dim, generator=torch.Generator().manual_seed(2))
     params = [model.relation, model.id_embedding.weight, model.text_proj["item"].weight]
 
@@ -191,12 +198,8 @@ def test_id_mask_drops_id_part() -> None:
 def test_inductive_layers_are_the_per_edge_sum() -> None:
     """Many new nodes, neighbours shared between them, a repeated edge and edges in no order: each
     layer and the gradient of the inductive relation vectors equal the explicit per-edge sum."""
-    kg = tiny_graph()
-    index, g = build_graph(kg, features_for(kg))
-    model = make_model(index)
-    g.x = model.reduce_all(g.x)
+    index, g, model = random_relation_model("cold_relation", seed=3)
     with torch.no_grad():
-        model.cold_relation.normal_(1.0, 0.5, generator=torch.Generator().manual_seed(3))
         _, layers = model(g)
     gen = torch.Generator().manual_seed(4)
     num_new, k = 4, 15
