@@ -46,6 +46,19 @@ def sparse_csr(index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(), shape)
 
 
+def relation_pairs(src: Tensor, edge_type: Tensor, dst: Tensor, norm: Tensor, num_rows: int,
+                   num_edge_types: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Edges ``src -> dst`` of type ``edge_type`` and weight ``norm`` (``[E]`` each) grouped by
+    their distinct (source, edge type) pairs, so that relation-modulated message passing is one
+    sparse product: ``(pair_src [P], pair_type [P], A [num_rows, P], A^T [P, num_rows])`` (sparse
+    CSR, :func:`sparse_csr`) with ``A[v, p]`` the summed ``norm`` of the edges from pair ``p``'s
+    source into ``v``; then ``sum_e norm_e r_e * h_src(e) = A @ (h[pair_src] * r[pair_type])``."""
+    pair, edge_pair = torch.unique(src * num_edge_types + edge_type, return_inverse=True)
+    index, shape = torch.stack([dst, edge_pair]), (num_rows, len(pair))
+    return (pair // num_edge_types, pair % num_edge_types, sparse_csr(index, norm, shape),
+            sparse_csr(index.flip(0), norm, shape[::-1]))
+
+
 def relation_type(relation: int, reverse: bool = False) -> int:
     """Edge type of knowledge relation ``relation`` (index into ``GraphIndex.relations``)
     read from head to tail, or from tail to head when ``reverse``."""
@@ -143,19 +156,11 @@ class GraphTensors:
         return cache
 
     def knowledge_pairs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The knowledge edges grouped by their distinct (source, edge type) pairs, so that
-        relation-modulated propagation is one sparse product: ``(pair_src [P], pair_type [P],
-        A [N, P], A^T [P, N])`` (sparse CSR) with ``A[v, p] = edge_norm`` of the edge from pair
-        ``p``'s source into ``v``; then ``sum_e norm_e r_e * h_src(e) = A @ (h[pair_src] *
-        r[pair_type])``. Cached."""
+        """The knowledge edges as :func:`relation_pairs` (``A`` is ``[N, P]``). Cached."""
         cache = self.__dict__.get("_kg_pairs")
         if cache is None:
             src, dst, etype, norm = self.knowledge_edges()
-            key = src * self.num_edge_types + etype
-            uniq, inv = torch.unique(key, return_inverse=True)
-            pair_src, pair_type = uniq // self.num_edge_types, uniq % self.num_edge_types
-            a_index, shape = torch.stack([dst, inv]), (self.num_nodes, len(uniq))
-            cache = (pair_src, pair_type, sparse_csr(a_index, norm, shape), sparse_csr(a_index.flip(0), norm, shape[::-1]))
+            cache = relation_pairs(src, etype, dst, norm, self.num_nodes, self.num_edge_types)
             self.__dict__["_kg_pairs"] = cache
         return cache
 

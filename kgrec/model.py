@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .graph_index import GraphTensors, sparse_csr
+from .graph_index import GraphTensors, relation_pairs
 
 NODE_TYPES = ("user", "item", "entity")
 CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
@@ -356,26 +356,20 @@ class KGRecModel(nn.Module):
         representations do not change. Uses the inductive path's own parameters
         (``cold_proj``, ``cold_relation``; see the module docstring).
         """
-        device = layers[0].device
+        device, dtype = layers[0].device, layers[0].dtype
         if self.use_text:
             if x_new is None:
                 raise ValueError("this model uses text features (use_text=True) but none were given")
             h = self.cold_proj[node_type](x_new)
         else:
-            h = torch.zeros(num_new, self.dim, device=device, dtype=layers[0].dtype)
-        dtype = layers[0].dtype
+            h = torch.zeros(num_new, self.dim, device=device, dtype=dtype)
+        if len(neighbor) == 0:
+            return [h] + [torch.zeros(num_new, self.dim, device=device, dtype=dtype) for _ in layers[:-1]]
         own_deg = torch.bincount(new_index, minlength=num_new).to(dtype)
         norm = own_deg.clamp(min=1).rsqrt()[new_index] * neighbor_deg.to(dtype).clamp(min=1).rsqrt()
         # as in propagate: r' * h_u once per distinct (neighbour, edge type) pair, then one sparse
         # product [num_new, pairs] per layer (a per-edge gather and index_add cost ~5x more on Last.fm)
-        pair, edge_pair = torch.unique(neighbor * self.num_edge_types + edge_type, return_inverse=True)
-        pair_node, pair_rel = pair // self.num_edge_types, self.cold_relation[pair % self.num_edge_types]
-        index, shape = torch.stack([new_index, edge_pair]), (num_new, len(pair))
-        a, a_t = sparse_csr(index, norm, shape), sparse_csr(index.flip(0), norm, shape[::-1])
-        out = [h]
-        for layer in layers[:-1]:
-            if len(pair) == 0:
-                out.append(torch.zeros(num_new, self.dim, device=device, dtype=dtype))
-            else:
-                out.append(sparse_mm(a, a_t, layer.index_select(0, pair_node) * pair_rel))
-        return out
+        pair_node, pair_type, a, a_t = relation_pairs(neighbor, edge_type, new_index, norm, num_new,
+                                                      self.num_edge_types)
+        pair_rel = self.cold_relation[pair_type]
+        return [h] + [sparse_mm(a, a_t, layer.index_select(0, pair_node) * pair_rel) for layer in layers[:-1]]
