@@ -89,6 +89,9 @@ def neo4j_ddl() -> list[str]:
         )
     stmts.append("CREATE INDEX entity_kind IF NOT EXISTS FOR (n:Entity) ON (n.kind)")
     stmts.append("CREATE INDEX recommended_model IF NOT EXISTS FOR ()-[r:RECOMMENDED]-() ON (r.model)")
+    # serves score and rank from the index to queries over one model's edges (top_recommended)
+    stmts.append("CREATE INDEX recommended_model_score_rank IF NOT EXISTS "
+                 "FOR ()-[r:RECOMMENDED]-() ON (r.model, r.score, r.rank)")
     stmts.append("CREATE INDEX explains_model IF NOT EXISTS FOR ()-[r:EXPLAINS]-() ON (r.model)")
     return stmts
 
