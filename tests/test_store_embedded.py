@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import kgrec
@@ -129,3 +130,36 @@ def test_open_errors_name_the_location(tmp_path: Path) -> None:
     junk.write_bytes(b"not a database" * 1000)
     with pytest.raises(StoreError, match="junk.db cannot be opened"):
         kgrec.open_store(junk)
+
+
+def test_prepared_queries_follow_parameter_types_and_new_graphs(tmp_path: Path) -> None:
+    # query() keeps statements prepared: a parameter of another type, a new graph (write_graph
+    # swaps the database file) and new recommendations must still give fresh, right answers
+    def graph(items: list[str]) -> kgrec.KnowledgeGraph:
+        inter = pd.DataFrame({"user_id": ["u1"] * len(items), "item_id": items})
+        return kgrec.from_tables(inter, name="tiny")
+
+    by_id = "MATCH (u:User)-[:INTERACTED]->(i:Item) WHERE i.id = $item RETURN u.id AS user"
+    limited = "MATCH (i:Item) RETURN i.id AS item ORDER BY item LIMIT $n"
+    with kgrec.open_store(tmp_path / "p.db") as s:
+        s.write_graph(graph(["a", "b"]))
+        assert s.query(by_id, item="a")["user"].tolist() == ["u1"]
+        assert s.query(by_id, item="z").empty
+        assert s.query(limited, n=1)["item"].tolist() == ["a"]
+        with pytest.raises(StoreError):
+            s.query(limited, n="one")    # a string LIMIT is refused, not cast by an earlier plan
+        assert s.query(limited, n=2)["item"].tolist() == ["a", "b"]
+        echo = "RETURN $v AS v"
+        assert s.query(echo, v=3)["v"].tolist() == [3]
+        assert s.query(echo, v="three")["v"].tolist() == ["three"]
+        assert s.query(echo, v=["a", "b"])["v"].tolist() == [["a", "b"]]
+        assert s.query(echo, v=[1.5])["v"].tolist() == [[1.5]]
+        s.write_graph(graph(["c"]))
+        assert s.query(by_id, item="a").empty
+        assert s.query(by_id, item="c")["user"].tolist() == ["u1"]
+        assert s.query(limited, n=5)["item"].tolist() == ["c"]
+        s.write_recommendations(pd.DataFrame({"user_id": ["u1"], "item_id": ["c"], "score": [0.5], "rank": [1]}), "m")
+        recs = "MATCH (:User)-[r:RECOMMENDED]->(i:Item) WHERE r.model = $m RETURN i.id AS item"
+        assert s.query(recs, m="m")["item"].tolist() == ["c"]
+        s.write_recommendations(pd.DataFrame({"user_id": [], "item_id": [], "score": [], "rank": []}), "m")
+        assert s.query(recs, m="m").empty

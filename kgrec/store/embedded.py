@@ -17,7 +17,8 @@
 - Readers that opened the store with ``read_only=True`` keep the graph they opened until they
   reopen it.
 - ``query`` runs each statement as a prepared statement (one statement only) inside a
-  ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there.
+  ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there. The store keeps
+  the last 64 statements prepared, so a query run again with other parameters is not planned again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +47,7 @@ from .base import (NODE_TABLES, GraphStore, GraphTables, LABEL_TO_TYPE, assemble
 #: graph tables, in the order they can be dropped (relationship tables first)
 GRAPH_TABLES = ("EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Entity", "Item", "User")
 DEFAULT_BUFFER_POOL = 2 * 1024**3
+PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning took 2-7 ms of each)
 _WRITE_REFUSED = "write query inside a read-only transaction"
 
 _open_paths: dict[str, int] = {}  # resolved path -> id() of the store holding it for writing, this process
@@ -95,6 +98,7 @@ class EmbeddedStore(GraphStore):
         self._lock = threading.RLock()
         self._db: Any = None
         self._conn: Any = None
+        self._prepared: OrderedDict[str, Any] = OrderedDict()  # query() text -> prepared statement
         self._key = str(self.path.resolve())
         self._options = {"buffer_pool_size": buffer_pool_size, "max_num_threads": max_num_threads}
         if self.path.is_dir():
@@ -159,6 +163,7 @@ class EmbeddedStore(GraphStore):
                           f"{_ladybug().__version__}) wrote")
 
     def _close_handles(self) -> None:
+        self._prepared.clear()  # statements belong to the connection
         for obj in (self._conn, self._db):
             if obj is not None:
                 try:
@@ -377,11 +382,7 @@ class EmbeddedStore(GraphStore):
             self._check_open()
             self._exec("BEGIN TRANSACTION READ ONLY")
             try:
-                with warnings.catch_warnings():
-                    # ladybug deprecates prepare(); it is the documented way to refuse several statements
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    prepared = self._conn.prepare(cypher, params)
-                result = self._conn.execute(prepared, params)
+                result = self._conn.execute(self._statement(cypher, params), params)
                 df = result.get_as_df()
             except RuntimeError as exc:
                 msg = str(exc)
@@ -396,6 +397,24 @@ class EmbeddedStore(GraphStore):
                 except RuntimeError:  # the statement ended it (a COMMIT/ROLLBACK statement, or an error)
                     pass
         return df
+
+    def _statement(self, cypher: str, params: Mapping[str, Any]) -> Any:
+        """``cypher`` prepared (planned) once per connection; ladybug binds the parameters again
+        on each execution, whatever their types. A statement that failed to prepare is not kept
+        (executing it raises its error)."""
+        prepared = self._prepared.get(cypher)
+        if prepared is not None:
+            self._prepared.move_to_end(cypher)
+            return prepared
+        with warnings.catch_warnings():
+            # ladybug deprecates prepare(); it is the documented way to refuse several statements
+            warnings.simplefilter("ignore", DeprecationWarning)
+            prepared = self._conn.prepare(cypher, dict(params))
+        if prepared.is_success():
+            self._prepared[cypher] = prepared
+            if len(self._prepared) > PREPARED_CACHE_SIZE:
+                self._prepared.popitem(last=False)
+        return prepared
 
     def counts(self) -> dict[str, int]:
         with self._lock:
