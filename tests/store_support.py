@@ -248,14 +248,16 @@ def check_read_only_queries(store, kg: KnowledgeGraph, write: bool = True) -> No
 
 
 def subgraph(kg: KnowledgeGraph, users: int) -> KnowledgeGraph:
-    """The first ``users`` users with their interactions and attribute edges; every item and
-    entity stays. Features follow the kept rows."""
+    """The first ``users`` users with their interactions, attribute edges and edges between them;
+    every item and entity stays. Features follow the kept rows."""
     keep = kg.users["user_id"].astype(str).head(users)
     mask = kg.users["user_id"].isin(set(keep)).to_numpy()
     small = kg.with_interactions(kg.interactions[kg.interactions["user_id"].isin(set(keep))])
     small.users = kg.users[mask].reset_index(drop=True)
-    small.triples = kg.triples[(kg.triples["head_type"] != "user") | kg.triples["head"].isin(set(keep))] \
-        .reset_index(drop=True)
+    trip = kg.triples
+    kept = ((trip["head_type"] != "user") | trip["head"].isin(set(keep))) & \
+        ((trip["tail_type"] != "user") | trip["tail"].isin(set(keep)))
+    small.triples = trip[kept].reset_index(drop=True)
     if kg.features:
         small.features = {**kg.features, "user": kg.features["user"][mask]}
     return small
