@@ -71,15 +71,20 @@ def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | No
                             item_text=item_text.split(",") if item_text else None, **options)
 
 
-def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    """One row per metric, one column per cutoff (``recall@10`` -> row ``recall``, column ``@10``):
+    fits an 80-column terminal, where a column per metric@k would be cut to ``0.…``."""
+    ks = sorted({int(name.split("@")[1]) for name in metrics if "@" in name})
+    from .evaluation import METRIC_NAMES  # the CLI imports torch only when a command needs it
+
+    known = {name: pos for pos, name in enumerate(METRIC_NAMES)}
+    names = sorted({name.split("@")[0] for name in metrics if "@" in name}, key=lambda n: (known.get(n, len(known)), n))
     table = Table(title=title)
-    cols = sorted({k for m in rows.values() for k in m if "@" in k},
-                  key=lambda c: (int(c.split("@")[1]), c.split("@")[0]))
-    table.add_column("model")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for name, m in rows.items():
-        table.add_row(name, *[f"{m[c]:.4f}" if c in m else "" for c in cols])
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for name in names:
+        table.add_row(name, *[f"{metrics[f'{name}@{k}']:.4f}" if f"{name}@{k}" in metrics else "" for k in ks])
     return table
 
 
@@ -121,7 +126,7 @@ def quickstart(
     rec = Recommender(**({"epochs": epochs} if epochs else {}))
     rec.fit(train)
     metrics = rec.evaluate(test, k=(10, 20))
-    console.print(_metrics_table("MovieLens-100K, random 80/20 split (seed 0)", {"kgrec": metrics}))
+    console.print(_metrics_table("MovieLens-100K, random 80/20 split (seed 0)", metrics))
     rec.save(model_dir)
     with open_store(store) as st:
         with console.status(f"publishing graph and top-{k} recommendations to {store}"):
@@ -161,7 +166,7 @@ def train(
     rec = Recommender(seed=seed, **({"epochs": epochs} if epochs else {})).fit(train_kg)
     if test_kg is not None:
         rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
-        console.print(_metrics_table(f"held-out {split} {test:.0%}", {"kgrec": rec.evaluate(test_kg, k=(10, 20))}))
+        console.print(_metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
     rec.save(out)
     console.print(f"saved {out}")
 
@@ -184,7 +189,7 @@ def evaluate(
         metrics = rec.evaluate(df[["user_id", "item_id"]], k=cuts)
     else:
         metrics = rec.evaluate(None, k=cuts)
-    console.print(_metrics_table(str(model), {"kgrec": metrics}))
+    console.print(_metrics_table(str(model), metrics))
 
 
 @app.command()

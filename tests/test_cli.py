@@ -4,6 +4,7 @@ and bad input that must end in one line on stderr and exit code 2, never a trace
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,17 @@ import pytest
 from model_fixtures import small_movielens
 
 
-def kgrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+def kgrec(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": str(columns), "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "kgrec", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=900)
+
+
+def assert_metrics_table(stdout: str) -> None:
+    """The metrics table shows recall and ndcg at 10 and 20 in full (one row per metric)."""
+    assert re.search(r"metric\s*┃\s*@10\s*┃\s*@20", stdout), stdout
+    for name in ("recall", "ndcg", "precision", "hit_rate", "mrr"):
+        assert re.search(rf"{name}\s*│\s*0\.\d{{4}}\s*│\s*0\.\d{{4}}", stdout), (name, stdout)
 
 
 def one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
@@ -50,9 +58,9 @@ def tables(ml100k_dir, tmp_path_factory) -> dict[str, Path]:
 def model(tables) -> Path:
     out = tables["dir"] / "model"
     res = kgrec("train", "--out", out, "--interactions", tables["ratings"], "--items", tables["movies"],
-                "--item-text", "title,genres", "--user-col", "uid", "--item-col", "movie", "--epochs", "2")
+                "--item-text", "title,genres", "--user-col", "uid", "--item-col", "movie", "--epochs", "2", columns=80)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "recall@20" in res.stdout
+    assert_metrics_table(res.stdout)  # readable in an 80-column terminal
     return out
 
 
@@ -80,9 +88,9 @@ def test_recommend_explain_evaluate(model, tmp_path):
     res = kgrec("explain", model, "1", recs["item_id"].iloc[0])
     assert res.returncode == 0, res.stderr
     assert "similar_users" in res.stdout or "shared_attribute" in res.stdout
-    res = kgrec("evaluate", model)
+    res = kgrec("evaluate", model, columns=80)
     assert res.returncode == 0, res.stderr
-    assert "recall@20" in res.stdout
+    assert_metrics_table(res.stdout)
 
 
 def test_publish_then_cypher(model, tmp_path):
