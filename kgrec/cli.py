@@ -74,11 +74,12 @@ def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | No
 def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
     """One row per metric, one column per cutoff (``recall@10`` -> row ``recall``, column ``@10``):
     fits an 80-column terminal, where a column per metric@k would be cut to ``0.…``."""
-    ks = sorted({int(name.split("@")[1]) for name in metrics if "@" in name})
     from .evaluation import METRIC_NAMES  # the CLI imports torch only when a command needs it
 
-    known = {name: pos for pos, name in enumerate(METRIC_NAMES)}
-    names = sorted({name.split("@")[0] for name in metrics if "@" in name}, key=lambda n: (known.get(n, len(known)), n))
+    ks = sorted({int(name.split("@")[1]) for name in metrics if "@" in name})
+    order = {name: pos for pos, name in enumerate(METRIC_NAMES)}
+    names = sorted({name.split("@")[0] for name in metrics if "@" in name},
+                   key=lambda n: (order.get(n, len(order)), n))
     table = Table(title=title)
     table.add_column("metric")
     for k in ks:

@@ -92,7 +92,8 @@ def similar_users(store: GraphStore, user: str, item: str, limit: int = 10) -> p
 def kg_paths(store: GraphStore, user: str, item: str, max_hops: int = 3, limit: int = 20) -> pd.DataFrame:
     """Knowledge-graph paths of 1..``max_hops`` knowledge edges (any direction, distinct nodes)
     from an item ``user`` interacted with to ``item``; the node after that item is an item or an
-    entity (paths through users are :func:`similar_users`' business). Columns ``hops``, ``start_item``, ``path`` (text such as
+    entity (paths through users are :func:`similar_users`' business). Columns ``hops``,
+    ``start_item``, ``path`` (text such as
     ``item:100 (Fargo (1996)) -HAS_GENRE- genre:Drama -HAS_GENRE- item:50``), ``nodes`` (ids of
     the nodes between the two items); up to ``limit`` paths per hop count, shortest first."""
     if not 1 <= int(max_hops) <= 3:

@@ -1,7 +1,8 @@
 """Knowledge-graph paths (why_kg_paths_1/2/3): on a small hand-made graph with paths of every
-length, in both edge directions, through entity-entity and item-item edges, with two relations
-between one pair of nodes and an entity whose id is the target item's id, both stores return
-exactly the paths that a brute-force walk over the knowledge edges finds."""
+length, in both edge directions, through entity-entity, item-item and user-item edges, with two
+relations between one pair of nodes and an entity whose id is the target item's id, both stores
+return exactly the paths that a brute-force walk over the knowledge edges finds (the node after
+the user's item is never a user)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,14 @@ TRIPLES = [
     ("item", "i6", "HAS_TAG", "entity", "e1"),        # i1 -e1- i6 -?- i5: no edge from i6 to i5
     ("user", "u1", "HAS_AGE", "entity", "age:25"),    # user attributes are knowledge edges too
     ("user", "u2", "HAS_AGE", "entity", "age:25"),
+    ("user", "u1", "FRIEND_OF", "user", "u2"),
+    ("user", "u3", "CREATED", "item", "i5"),          # a user next to the target: i2 -e3-u3- i5 counts,
+    ("user", "u3", "FOLLOWS", "entity", "e3"),
+    ("item", "i3", "MADE_BY", "user", "u3"),          # a user next to the start does not: i3 -u3- i5
+    ("user", "u3", "FOLLOWS", "entity", "e4"),        #   nor i3 -u3-e4- i5
 ]
-INTERACTIONS = [("u1", "i1"), ("u1", "i2"), ("u1", "i3"), ("u1", "i7"), ("u2", "i4"), ("u2", "i5"), ("u2", "i1")]
+INTERACTIONS = [("u1", "i1"), ("u1", "i2"), ("u1", "i3"), ("u1", "i7"), ("u2", "i4"), ("u2", "i5"), ("u2", "i1"),
+                ("u3", "i6")]
 
 
 def _graph() -> kgrec.KnowledgeGraph:
@@ -99,9 +106,13 @@ def test_the_brute_force_finds_paths_of_every_length() -> None:
     assert {("i1", "HAS_TAG", "e1", "HAS_TAG"), ("i1", "MENTIONS", "e1", "HAS_TAG"),
             ("i7", "HAS_TAG", "e5", "FEATURES")} == two
     three = brute_force_paths(3)
-    assert {("i2", "HAS_TAG", "e3", "SIMILAR_TO", "e4", "HAS_TAG"), ("i2", "HAS_TAG", "e3", "BROADER", "e6", "FEATURES"),
+    assert {("i2", "HAS_TAG", "e3", "SIMILAR_TO", "e4", "HAS_TAG"),
+            ("i2", "HAS_TAG", "e3", "BROADER", "e6", "FEATURES"),
             ("i2", "HAS_TAG", "e3", "SIMILAR_TO", "e7", "HAS_TAG"),
-            ("i2", "FEATURES", "e8", "SIMILAR_TO", "e4", "HAS_TAG")} <= three
+            ("i2", "FEATURES", "e8", "SIMILAR_TO", "e4", "HAS_TAG"),
+            ("i2", "HAS_TAG", "e3", "FOLLOWS", "u3", "CREATED")} <= three
+    assert ("i3", "MADE_BY", "u3", "CREATED") not in two
+    assert ("i3", "MADE_BY", "u3", "FOLLOWS", "e4", "HAS_TAG") not in three
     assert ("i7", "HAS_TAG", "i5", "SIMILAR_TO", "e4", "HAS_TAG") in three
     assert all(p[0] != "i4" for p in three)
 

@@ -33,7 +33,8 @@ def _items_of_users(kg: kgrec.KnowledgeGraph) -> kgrec.KnowledgeGraph:
     keep = ((trip["head_type"] != "item") | trip["head"].isin(items)) & \
         ((trip["tail_type"] != "item") | trip["tail"].isin(items))
     trip = trip[keep]
-    entities = set(trip.loc[trip["head_type"] == "entity", "head"]) | set(trip.loc[trip["tail_type"] == "entity", "tail"])
+    entities = set(trip.loc[trip["head_type"] == "entity", "head"]) | \
+        set(trip.loc[trip["tail_type"] == "entity", "tail"])
     kg.items = kg.items[kg.items["item_id"].isin(items)].reset_index(drop=True)
     kg.entities = kg.entities[kg.entities["entity_id"].isin(entities)].reset_index(drop=True)
     kg.triples = trip.reset_index(drop=True)

@@ -4,7 +4,7 @@
 // expansion small). The node after the user's item is an item or an entity, as on 2-hop paths
 // (the label lets the embedded store read knowledge edges only: its other edge tables all have a
 // user at one end). The node before $item carries no label: one there made Neo4j plan the query
-// about twice as slow on ML-100K; it can only be a user through a knowledge edge between a user and $item.
+// about twice as slow on ML-100K; it is a user only where a knowledge edge joins a user to $item.
 // Parameters: $user, $item, $limit. Neo4j Browser: :param user => '1'; :param item => '50'; :param limit => 10
 MATCH (i:Item {id: $item})-[r3]-(y)
 WHERE r3.relation IS NOT NULL AND y <> i
