@@ -3,6 +3,8 @@ embeddings, recommendation/explanation frames, and exact comparisons of graphs."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 
 import kgrec
 from kgrec import KnowledgeGraph
+from neo4j_server import clear_database
 
 EMBEDDING_DIM = 384
 
@@ -21,6 +24,15 @@ def ml100k(path: Path) -> KnowledgeGraph:
     kg.features = {nt: rng.standard_normal((len(getattr(kg, table)), EMBEDDING_DIM)).astype(np.float32)
                    for nt, table in (("user", "users"), ("item", "items"), ("entity", "entities"))}
     return kg
+
+
+@contextmanager
+def published_on_neo4j(uri: str, driver, kg: KnowledgeGraph) -> Iterator:
+    """The shared Neo4j server emptied, then holding ``kg``: the store, open until the block ends."""
+    clear_database(driver)
+    with kgrec.open_store(uri) as store:
+        store.write_graph(kg)
+        yield store
 
 
 def source_counts(kg: KnowledgeGraph) -> dict[str, int]:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import kgrec
+import store_support as sup
 from kgrec import inspection as ins
-from neo4j_server import clear_database
 
 USER, TARGET = "u1", "i5"
 # (head type, head, relation, tail type, tail)
@@ -131,9 +131,7 @@ def embedded(tmp_path_factory, graph):
 
 @pytest.fixture(scope="module")
 def neo4j(neo4j_uri: str, neo4j_driver, graph):
-    clear_database(neo4j_driver)
-    with kgrec.open_store(neo4j_uri) as store:
-        store.write_graph(graph)
+    with sup.published_on_neo4j(neo4j_uri, neo4j_driver, graph) as store:
         yield store
 
 

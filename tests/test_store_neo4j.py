@@ -16,7 +16,6 @@ import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
 from kgrec.store.neo4j_store import Neo4jStore, neo4j_type
-from neo4j_server import clear_database
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,7 @@ def small(kg) -> kgrec.KnowledgeGraph:
 @pytest.fixture(scope="module")
 def published(neo4j_uri: str, neo4j_driver, kg):
     """The shared server holding ML-100K (written once for the module's read-only checks)."""
-    clear_database(neo4j_driver)
-    with kgrec.open_store(neo4j_uri) as store:
-        store.write_graph(kg)
+    with sup.published_on_neo4j(neo4j_uri, neo4j_driver, kg) as store:
         yield store
 
 
