@@ -8,12 +8,16 @@
 Data sets (from ``kgrec.config.data_dir()``):
     ``ml-100k``      MovieLens 100K with genres, years and user demographics; random 80/20 per user, seed 0
     ``lastfm``       HetRec 2011 Last.fm (listen counts, tags, friends) + the KGCN music KG; random 80/20
+    ``ml-latest-small``  MovieLens latest-small (genres, years, free-text tags); random 80/20 per user,
+                     seed 0. Not in the default run: a check that the defaults carry over to data
+                     they were not chosen on.
     ``amazon-book``  KGAT's Amazon-book with its own train/test (this copy has no KG: kg_final.txt is
                      missing upstream, so kgrec runs on interactions + texts only). Too big to tune on 2
                      CPU cores: the baselines run the LightGCN paper's settings for ``--epochs`` epochs.
 
 Models: ``kgrec`` (``kgrec.Recommender(...).fit(train)``, its ``evaluate``) and the ablations
-``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` (``use_text`` / ``use_kg`` / ``use_id`` off) and
+``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` / ``kgrec-no-bias`` (``use_text`` / ``use_kg`` /
+``use_id`` / ``item_bias`` off) and
 ``kgrec-cold-after`` (``cold_views='after'``: the cold-start views train only after the warm model),
 and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``mf-bpr``, ``popularity``,
 ``text-knn``. The BPR baselines are tuned on a validation split carved from train (a grid over lr and
@@ -56,7 +60,8 @@ from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
 K = (10, 20)
 ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": False},
-             "kgrec-no-id": {"use_id": False}, "kgrec-cold-after": {"cold_views": "after"}}
+             "kgrec-no-id": {"use_id": False}, "kgrec-no-bias": {"item_bias": False},
+             "kgrec-cold-after": {"cold_views": "after"}}
 ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "mf-bpr", "popularity", "text-knn"]
 
 
@@ -80,6 +85,8 @@ DATASETS: dict[str, Dataset] = {
     "lastfm": Dataset("lastfm", lambda root: _random_split(kgrec.loaders.hetrec_lastfm(
         root / "hetrec2011-lastfm-2k", kg_dir=root / "lastfm-kgcn")), True, None,
         "HetRec Last.fm + KGCN KG, random 80/20 per user, seed 0"),
+    "ml-latest-small": Dataset("ml-latest-small", lambda root: _random_split(kgrec.loaders.movielens(
+        root / "ml-latest-small")), True, None, "random 80/20 per user, seed 0"),
     "amazon-book": Dataset("amazon-book", lambda root: kgrec.loaders.kgat_split(root / "kgat" / "amazon-book"),
                            False, 20, "KGAT train/test; no KG in this copy; paper settings, fixed epochs"),
 }

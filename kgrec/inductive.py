@@ -236,7 +236,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     for nt in EMBED_ORDER:
         b = batches[nt]
         if b is None or len(b.ids) == 0:
-            final[nt] = torch.zeros(0, model.dim, device=device)
+            final[nt] = torch.zeros(0, model.dim if nt == "entity" else model.output_dim, device=device)
             continue
         n = len(b.ids)
         t = NODE_TYPES.index(nt)

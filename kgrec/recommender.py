@@ -81,8 +81,9 @@ class Recommender:
         self.graph_ = train.with_interactions(train.interactions)
         self.graph_.features = features
         self.holdout_: pd.DataFrame | None = None
-        self._extra = {"item": (pd.Index([], dtype=object), torch.zeros(0, config.dim)),
-                       "user": (pd.Index([], dtype=object), torch.zeros(0, config.dim))}
+        width = self.fit_.model.output_dim
+        self._extra = {"item": (pd.Index([], dtype=object), torch.zeros(0, width)),
+                       "user": (pd.Index([], dtype=object), torch.zeros(0, width))}
         self._states = self._no_states()
         self.added_items_: list[str] = []
         self.added_users_: list[str] = []
@@ -395,16 +396,19 @@ class Recommender:
         score :math:`z_u^\\top z_i` splits into a self term
         :math:`z_u^\\top h_i^{(0)} / ((L+1)\\lVert\\bar h_i\\rVert)` and one term per neighbour
         :math:`n`: :math:`z_u^\\top (w_{n\\to i} \\odot \\sum_{l<L} h_n^{(l)}) / ((L+1)\\lVert\\bar h_i\\rVert)`.
-        Returns ``(contributions: node_type, node_id, relation, weight; self_term; score)``;
-        self term + the weights = score (up to float rounding)."""
-        types, ids, et, weight, self_term, score = self._contributions(user, item)
+        The item's bias :math:`\\beta_i` (``item_bias``), its own part like :math:`h_i^{(0)}`, is
+        in the self term. Returns ``(contributions: node_type, node_id, relation, weight;
+        self_term; score)``; self term + the weights = score (up to float rounding)."""
+        types, ids, et, weight, self_term, bias, score = self._contributions(user, item)
+        self_term += bias
         rels = self.fit_.index.relations.to_numpy()
         rel = np.where(et < 2, "INTERACTED", rels[np.maximum(et - 2, 0) // 2] if len(rels) else "INTERACTED")
         return pd.DataFrame({"node_type": types, "node_id": ids, "relation": rel, "weight": weight}), self_term, score
 
-    def _contributions(self, user: str, item: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+    def _contributions(self, user: str, item: str
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float]:
         """:meth:`score_contributions` as arrays: ``(node types, node ids, edge types, weights,
-        self term, score)``."""
+        self term, item bias, score)``."""
         _, upos = self._user_positions([user])
         ipos = self._item_positions([item])
         idx = self.fit_.index
@@ -414,7 +418,9 @@ class Recommender:
         z, layers, lsum, lmean = self._layer_sums()
         U, I = idx.num_users, idx.num_items
         node = U + int(ipos[0])
-        zu = self.user_emb_[upos[0]]
+        dim = self.fit_.model.dim
+        zu = self.user_emb_[upos[0], :dim]
+        bias = float(self.user_emb_[upos[0], dim:] @ self.item_emb_[ipos[0], dim:])  # 0 without item_bias
         src, etype, enorm = self._incoming_edges(node)
         w = self.fit_.model.message_weight(etype, enorm).detach().float().cpu()
         scale = len(layers) * float(lmean[node].norm())
@@ -426,7 +432,8 @@ class Recommender:
         for t, off, index in (("user", 0, idx.user_ids), ("item", U, idx.item_ids), ("entity", U + I, idx.entity_ids)):
             sel = types == t
             ids[sel] = index.to_numpy()[src_np[sel] - off]
-        return types, ids, etype.numpy(), contrib.numpy(), self_term, float(zu @ self.item_emb_[ipos[0]])
+        return types, ids, etype.numpy(), contrib.numpy(), self_term, bias, \
+            float(self.user_emb_[upos[0]] @ self.item_emb_[ipos[0]])
 
     def _paths(self):
         from .explain_paths import PathFinder, names
@@ -446,14 +453,14 @@ class Recommender:
         3-hop knowledge-graph link to an item you interacted with) carries the contribution of
         the neighbour it enters the item through, split evenly among the paths through that
         neighbour. Neighbours with no path to the user are summed per type into ``other_*``
-        rows, and the item's own input (text + ID embedding) is the ``item_itself`` row, so the
-        ``weight`` column sums to the score. Columns: ``rank, kind, path, weight, share, via_type,
+        rows, the item's own input (text + ID embedding) is the ``item_itself`` row and its learned
+        bias the ``item_popularity`` row, so the ``weight`` column sums to the score. Columns: ``rank, kind, path, weight, share, via_type,
         via_id, nodes``."""
         from .explain_paths import describe
 
         self._check_fitted()
         user, item = str(user), str(item)
-        types, ids, _, weight, self_term, score = self._contributions(user, item)
+        types, ids, _, weight, self_term, bias, score = self._contributions(user, item)
         per_node: dict[tuple[str, str], float] = {}  # summed over a neighbour's edges
         for key, w in zip(zip(types.tolist(), ids.tolist()), weight.tolist()):
             per_node[key] = per_node.get(key, 0.0) + w
@@ -480,6 +487,9 @@ class Recommender:
                          "weight": rest_w[nt], "via_type": nt, "via_id": "", "nodes": []})
         rows.append({"kind": "item_itself", "path": "the item's own text and ID embedding", "weight": self_term,
                      "via_type": "item", "via_id": item, "nodes": [("item", item)]})
+        if self.fit_.model.item_bias is not None:
+            rows.append({"kind": "item_popularity", "path": "the item's learned bias (its popularity across users)",
+                         "weight": bias, "via_type": "item", "via_id": item, "nodes": [("item", item)]})
         rows = sorted(rows, key=lambda r: -r["weight"])[:top]  # stable: equal weights keep their order
         df = pd.DataFrame(rows, columns=["kind", "path", "weight", "via_type", "via_id", "nodes"])
         df.insert(0, "rank", np.arange(1, len(df) + 1))
@@ -560,7 +570,7 @@ class Recommender:
             rows = []
             for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
                 try:
-                    ex = self.explain(r.user_id, r.item_id, top=explanations + 3)
+                    ex = self.explain(r.user_id, r.item_id, top=explanations + 5)  # rows with no path are dropped below
                 except ModelError:
                     continue
                 ex = ex[ex["nodes"].map(len) > 1].head(explanations)
@@ -626,7 +636,7 @@ class Recommender:
             name=config.get("graph_name", ""), report=config.get("report", {}), features=features)
         rec.holdout_ = tables.get("holdout")
         rec._extra = {nt: (pd.Index(tensors.get(f"extra_{nt}_ids", []), dtype=object),
-                           tensors.get(f"extra_{nt}_emb", torch.zeros(0, rec.config_.dim)))
+                           tensors.get(f"extra_{nt}_emb", torch.zeros(0, rec.fit_.model.output_dim)))
                       for nt in ("user", "item")}
         rec._states = {nt: NodeStates.from_state(tensors[f"added_{nt}_states"], rec.fit_.device)
                        if f"added_{nt}_states" in tensors else empty for nt, empty in rec._no_states().items()}

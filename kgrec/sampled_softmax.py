@@ -44,9 +44,12 @@ def masked_logsumexp(scores: Tensor, mask: Tensor) -> Tensor:
     return _MaskedLogSumExp.apply(scores, mask)
 
 
-def softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor) -> Tensor:
+def softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor, bias: Tensor | None = None) -> Tensor:
     """:math:`\\ell_{ui}` (module docstring) averaged over rows: ``zu`` ``[B, dim]`` carries the
     1 / temperature factor, ``zi`` ``[B, dim]`` are the positives, ``lse_neg`` ``[B]`` each row's
-    :func:`masked_logsumexp` of the negative scores."""
+    :func:`masked_logsumexp` of the negative scores, ``bias`` ``[B]`` (optional) is added to the
+    positives' scores :math:`s_{ui}`."""
     pos = (zu * zi).sum(-1).float()
+    if bias is not None:
+        pos = pos + bias
     return (torch.logaddexp(pos, lse_neg) - pos).mean()

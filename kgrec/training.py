@@ -60,6 +60,7 @@ class TrainConfig:
     loss: Literal["softmax", "bpr"] = "softmax"
     num_negatives: int = 1024          # softmax: items sampled per step, shared by the batch (all items if fewer)
     temperature: float = 0.2           # softmax: scores are cosines / temperature
+    item_bias: bool = True             # a learned bias per item in the score (a popularity prior)
     weight_decay: float = 0.0          # Adam weight decay
     id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
     text_rank: int | None = None       # text features enter through their top text_rank directions (None: dim)
@@ -170,11 +171,14 @@ class FitResult:
         self._cache = None
 
     def final_embeddings(self) -> tuple[Tensor, Tensor]:
-        """``(users [U, d], items [I, d])``: L2-normalised final representations in position
-        order (``user_ids`` / ``item_ids``); the score is their dot product. Cached."""
+        """``(users [U, d], items [I, d])``: scoring vectors in position order (``user_ids`` /
+        ``item_ids``), the L2-normalised final representations, with the item bias appended
+        (``d = dim + 1``, see :meth:`KGRecModel.item_output`) unless ``item_bias`` is off; the
+        score is their dot product. Cached."""
         z, _ = self._forward()
         U, I = self.index.num_users, self.index.num_items
-        return z[:U], z[U:U + I]
+        with torch.no_grad():
+            return self.model.user_output(z[:U]), self.model.item_output(z[U:U + I])
 
     def entity_embeddings(self) -> Tensor:
         z, _ = self._forward()
@@ -235,7 +239,8 @@ class FitResult:
         return {"num_users": m.num_users, "num_items": m.num_items, "num_entities": m.num_entities,
                 "num_edge_types": m.num_edge_types, "feature_dim": m.feature_dim, "dim": m.dim,
                 "num_layers": m.num_layers, "use_text": m.use_text, "use_id": m.use_id, "use_kg": m.use_kg,
-                "id_dropout": m.id_dropout, "text_rank": m.text_rank or None}
+                "id_dropout": m.id_dropout, "text_rank": m.text_rank or None,
+                "item_bias": m.item_bias is not None, "temperature": m.temperature}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> "FitResult":
@@ -250,7 +255,7 @@ class FitResult:
         model = KGRecModel(**a)
         weights = dict(state["model"])
         for name, value in model.state_dict().items():
-            if name in ("cold_item_log_scale", "cold_item_map"):  # saved before they existed: factor 1, no map
+            if name in ("cold_item_log_scale", "cold_item_map", "cold_item_bias"):  # saved before they existed
                 weights.setdefault(name, torch.zeros_like(value))
         model.load_state_dict(weights)
         gd = state["graph"]
@@ -390,7 +395,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types,
                        graph.x.shape[1] if graph.x is not None else 0, config.dim, config.layers,
                        use_text=config.use_text, use_id=config.use_id, use_kg=config.use_kg,
-                       id_dropout=config.id_dropout, text_rank=config.text_rank).to(device)
+                       id_dropout=config.id_dropout, text_rank=config.text_rank, item_bias=config.item_bias,
+                       temperature=config.temperature).to(device)
     raw_items: Tensor | None = None  # items' raw text features, for the content map
     if model.use_text:
         model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
@@ -552,16 +558,18 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     The ``held`` items (``[I]`` bool, :func:`calibration_items`; neither the cold-item view of
     training nor the content map saw them) are scored two ways for a seeded sample of
     ``CALIBRATION_USERS`` users (fewer in a large catalogue; their training items excluded):
-    warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i`, and as if new, :math:`s\,\mathbf{z}_u^\top
-    \mathbf{c}_i` with :math:`\mathbf{c}_i` the item's inductive representation from its text
-    and knowledge edges (with ``raw_items``, ``[I, F]`` raw text features: blended with the
-    content map, as at add time). :math:`s` is found by bisection on :math:`\log s \in [-3, 3]`
+    warm, :math:`\mathbf{z}_u^\top \mathbf{z}_i + \beta_i`, and as if new, :math:`s\,\mathbf{z}_u^\top
+    \mathbf{c}_i + \beta_{new}` with :math:`\mathbf{c}_i` the item's inductive representation from
+    its text and knowledge edges (with ``raw_items``, ``[I, F]`` raw text features: blended with
+    the content map, as at add time) and :math:`\beta_{new}` the held items' mean bias, which
+    becomes every new item's (``model.cold_item_bias``; 0 without ``item_bias``). :math:`s` is found by bisection on :math:`\log s \in [-3, 3]`
     so that the held items' share of the top-``CALIBRATION_K`` slots of the mixed ranking
     equals their warm share. Inductive cosines come out on a scale of their own (lower when text
     and attributes say less than interactions), so without it new items take too few or too many
     slots beside the catalogue. A positive factor changes no ranking among new items and no ranking of
     existing items. With fewer than one held item, :math:`s = 1`."""
     model.cold_item_log_scale.zero_()
+    model.cold_item_bias.zero_()
     U, I = graph.num_users, graph.num_items
     k = min(CALIBRATION_K, I - 1)
     if int(held.sum()) < 1 or k < 1:
@@ -569,13 +577,17 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     device = z.device
     held = held.to(device)
     sel = torch.nonzero(held).squeeze(1)
+    if model.item_bias is not None:
+        model.cold_item_bias.fill_(float(model.item_bias[sel].mean()))
+    beta_new = model.temperature * float(model.cold_item_bias)
     n_users = min(CALIBRATION_USERS, max(64, CALIBRATION_CELLS // I))
     users = torch.randperm(U, generator=torch.Generator().manual_seed(seed))[:n_users].to(device)
     seen = lookup.mask(users, torch.arange(I, device=device))
     zu = z[users]
-    warm = (zu @ z[U:U + I].T).float().masked_fill_(seen, -torch.inf)
+    warm = (model.user_output(zu) @ model.item_output(z[U:U + I]).T).float().masked_fill_(seen, -torch.inf)
     raw = None if raw_items is None else raw_items[sel]
-    cold = (zu @ _cold_items(model, graph, layers, sel, raw).T).float().masked_fill_(seen[:, sel], -torch.inf)
+    cold_vectors = _cold_items(model, graph, layers, sel, raw)[:, :model.dim]
+    cold = (zu @ cold_vectors.T).float().masked_fill_(seen[:, sel], -torch.inf)
 
     def share(scores: Tensor) -> float:
         return float(held[scores.topk(k, dim=1).indices].float().mean())
@@ -585,7 +597,7 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     for _ in range(25):
         mid = (lo + hi) / 2
         mixed = warm.clone()
-        mixed[:, sel] = cold * math.exp(mid)
+        mixed[:, sel] = cold * math.exp(mid) + beta_new
         lo, hi = (mid, hi) if share(mixed) < target else (lo, mid)
     model.cold_item_log_scale.fill_((lo + hi) / 2)
     return math.exp((lo + hi) / 2)
@@ -602,6 +614,8 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
         zu = z[users]
         neg = _bpr_negatives(lookup, users, gen)
         diff = ((zu * zi).sum(-1) - (zu * z_items[neg]).sum(-1)) / config.temperature
+        if model.item_bias is not None:
+            diff = diff + model.item_bias[items] - model.item_bias[neg]
         loss = F.softplus(-diff).mean()
     else:
         loss = _softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held,
@@ -614,8 +628,10 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
 def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
                     z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
                     held: Tensor, cold: bool = True) -> Tensor:
-    """Sampled softmax of the warm model plus, with ``cold``, the cold-item and cold-user views
-    (``held``: [I] bool, the calibration items, which the cold-item view never sees)."""
+    """Sampled softmax of the warm model (logits: cosines / temperature + the items' biases
+    :math:`b_i`) plus, with ``cold``, the cold-item and cold-user views (``held``: [I] bool, the
+    calibration items, which the cold-item view never sees). The cold views compare cosines only:
+    a new item has no bias of its own (:func:`calibrate_cold_items` gives it one)."""
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -623,11 +639,15 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     uniq, inv = torch.unique(users, return_inverse=True)
     cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
     zu = z[uniq] / config.temperature
-    lse_neg = masked_logsumexp((zu @ z_items[cand].T).float(), positive)
-    loss = softmax_loss(zu[inv], zi, lse_neg[inv])
+    scores = (zu @ z_items[cand].T).float()
+    bias = model.item_bias
+    lse_neg = masked_logsumexp(scores if bias is None else scores + bias[cand], positive)
+    loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
     if cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0):
         frozen = [h.detach() for h in layers]
-        zu, lse_neg = zu.detach(), lse_neg.detach()
+        zu = zu.detach()
+        with torch.no_grad():
+            lse_neg = lse_neg.detach() if bias is None else masked_logsumexp(scores, positive)
         if config.cold_item_weight > 0:
             loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv, lse_neg,
                                                                      zi.detach(), items, cand, positive,

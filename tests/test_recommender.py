@@ -113,7 +113,9 @@ def test_explain_decomposes_the_score(rec):
     ex = rec.explain("1", item, top=100000)
     assert ex["weight"].sum() == pytest.approx(top["score"].iloc[0], abs=1e-4)
     assert ex["weight"].is_monotonic_decreasing
-    assert {"similar_users", "item_itself"} <= set(ex["kind"])
+    assert {"similar_users", "item_itself", "item_popularity"} <= set(ex["kind"])
+    bias = float(rec.item_emb_[rec.item_index_.get_loc(item), -1])  # the score's tau * b_i
+    assert ex.loc[ex["kind"] == "item_popularity", "weight"].item() == pytest.approx(bias, abs=1e-6) and bias != 0
     assert isinstance(rec.reason("1", item), str)
 
 

@@ -185,6 +185,35 @@ def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
     assert again.history == trained.history
 
 
+def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: FitResult, split) -> None:
+    """The learned item bias ranks items much like their training counts (a popularity prior the
+    cosines cannot carry), and the scoring vectors are [z_u, 1] and [z_i, tau * b_i]: the score
+    is cosine + tau * b_i. With item_bias=False (and in states saved before it existed) the
+    vectors are z alone."""
+    from scipy.stats import spearmanr
+
+    model, d = trained.model, trained.model.dim
+    bias = model.item_bias.detach()
+    counts = torch.bincount(trained.graph.inter_item, minlength=trained.index.num_items)
+    assert spearmanr(bias.numpy(), counts.numpy()).statistic > 0.4
+    users, items = trained.final_embeddings()
+    z, _ = trained._forward()
+    U = trained.index.num_users
+    assert torch.equal(users[:, :d], z[:U]) and torch.equal(users[:, d], torch.ones(U))
+    assert torch.equal(items[:, :d], z[U:U + len(items)]) and torch.allclose(items[:, d], model.temperature * bias)
+    scores = trained.score(torch.arange(3))
+    assert torch.allclose(scores, z[:3] @ z[U:U + len(items)].T + model.temperature * bias, atol=1e-6)
+
+    train, _ = split
+    plain = fit(train, None, TrainConfig(**{**TINY, "item_bias": False}), device="cpu", progress=False)
+    assert plain.model.item_bias is None and plain.final_embeddings()[1].shape[1] == d
+    assert torch.allclose(plain.final_embeddings()[1].norm(dim=1), torch.ones(len(items)))
+    state = trained.state()
+    del state["model_args"]["item_bias"], state["model"]["item_bias"], state["model"]["cold_item_bias"]
+    old = FitResult.from_state(state, device="cpu")
+    assert old.model.item_bias is None and torch.equal(old.final_embeddings()[1], z[U:U + len(items)])
+
+
 def test_set_graph_folds_in_interactions(trained: FitResult, split, small) -> None:
     train, _ = split
     res = FitResult.from_state(trained.state(), device="cpu")
@@ -213,17 +242,19 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
     new_ids = [f"new-{c}" for c in cold]
     tri = tri.assign(head="new-" + tri["head"].astype(str))
     out = res.embed_new_nodes(items=NewNodeBatch(new_ids, small.features["item"][rows]), triples=tri)
-    assert out.items.shape == (len(cold), 16) and out.item_ids == new_ids
+    assert out.items.shape == (len(cold), 17) and out.item_ids == new_ids  # 16 dims + the item bias
     assert out.report["edges_used"] == len(tri) and out.report["edges_unknown_node"] == 0
     u2, i2 = res.final_embeddings()
     assert torch.equal(users, u2) and torch.equal(items, i2)
-    assert torch.allclose(out.items.norm(dim=1), res.model.cold_item_scale().expand(len(cold)))
+    assert torch.allclose(out.items[:, :16].norm(dim=1), res.model.cold_item_scale().expand(len(cold)))
+    bias = res.model.temperature * res.model.cold_item_bias
+    assert bias != 0 and torch.equal(out.items[:, 16], bias.expand(len(cold)))
 
     genres = t[(t["head_type"] == "item") & (t["relation"] == "HAS_GENRE")]
     by_item = {h: set(g.astype(str)) for h, g in genres.groupby("head")["tail"]}
     warm = [i for i in res.item_ids if i not in train.cold_items]
     warm_pos = res.item_ids.get_indexer(warm)
-    sims = (out.items @ items[torch.as_tensor(warm_pos)].T).numpy()
+    sims = (out.items[:, :16] @ items[torch.as_tensor(warm_pos), :16].T).numpy()
     share_top, share_all = [], []
     for r, c in enumerate(cold):
         g = by_item.get(c, set())
@@ -261,9 +292,12 @@ def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResul
     def held_share(scores: torch.Tensor) -> float:
         return float(held[scores.topk(20, dim=1).indices].float().mean())
 
+    d = model.dim  # vectors: [z, bias]; the factor scales z only
+
     def mixed_share(factor: float) -> float:
         mixed = warm.clone()
-        mixed[:, held] = (users @ (out.items * factor / s).T).masked_fill(seen[:, held], -torch.inf)
+        new = torch.cat([out.items[:, :d] * factor / s, out.items[:, d:]], 1)
+        mixed[:, held] = (users @ new.T).masked_fill(seen[:, held], -torch.inf)
         return held_share(mixed)
 
     target = held_share(warm)
@@ -284,7 +318,7 @@ def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitRe
     held = calibration_items(trained.index.num_items, trained.config.seed)
     rows = pd.Index(train.items["item_id"].astype(str)).get_indexer(trained.item_ids)
     x = torch.as_tensor(np.asarray(train.features["item"])[rows], dtype=torch.float64)
-    z = trained.final_embeddings()[1].double()
+    z = trained.final_embeddings()[1][:, :model.dim].double()  # without the bias column
     m = model.cold_item_map.double()
 
     def residual(keep: torch.Tensor) -> float:
@@ -302,8 +336,9 @@ def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitRe
     assert torch.allclose(other.cold_item_map.double(), direct, atol=1e-5)
     layers = [torch.randn(3, model.dim, generator=torch.Generator().manual_seed(k)) for k in range(3)]
     alone = model.combine(layers) * model.cold_item_scale()
-    assert torch.allclose(model.inductive_output(layers, "item", torch.zeros(3, model.feature_dim)), alone)
-    mixed = model.inductive_output(layers, "item", x[:3].float())
+    d = model.dim  # the vectors end with the new items' bias
+    assert torch.allclose(model.inductive_output(layers, "item", torch.zeros(3, model.feature_dim))[:, :d], alone)
+    mixed = model.inductive_output(layers, "item", x[:3].float())[:, :d]
     assert not torch.allclose(mixed, alone)
     assert torch.allclose(mixed.norm(dim=1), model.cold_item_scale().expand(3))
 
@@ -318,7 +353,8 @@ def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None
     rows = pd.Index(small.users["user_id"]).get_indexer(src)
     out = trained.embed_new_nodes(users=NewNodeBatch(["new-1", "new-2"], small.features["user"][rows]),
                                   triples=tri, interactions=clicks)
-    assert out.users.shape == (2, 16) and torch.isfinite(out.users).all()
+    assert out.users.shape == (2, 17) and torch.isfinite(out.users).all()  # [z, 1]: the item bias's weight
+    assert torch.equal(out.users[:, 16], torch.ones(2))
     assert out.report["edges_used"] == len(tri) + 3
     u2, i2 = trained.final_embeddings()
     assert torch.equal(users_before, u2) and torch.equal(items_before, i2)
