@@ -390,7 +390,9 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
     # the calibration factor undone: new items at the inductive path's own scale
     factor = float(rec.fit_.model.cold_item_scale())
     new_emb = rec.item_emb_[n_warm:]
-    kg_rows["kgrec: no calibration (s=1)"] = rows_for(new_emb / factor)
+    d = rec.fit_.model.dim  # the vectors end with the item bias (not scaled by s)
+    unscaled = torch.cat([new_emb[:, :d] / factor, new_emb[:, d:]], 1)
+    kg_rows["kgrec: no calibration (s=1)"] = rows_for(unscaled)
     if rec.fit_.model.use_text:  # the content map undone (same s): the GNN inductive path alone
         content_map = rec.fit_.model.cold_item_map.clone()
         rec.fit_.model.cold_item_map.zero_()
@@ -402,7 +404,7 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
     both_tests = pd.concat([pairs(warm_test), pairs(cold_test)], ignore_index=True)
     overall = {label: ranking_metrics(user_emb, torch.cat([warm_item_emb, emb]), user_ids, all_ids, train_df,
                                       both_tests)["recall@20"]
-               for label, emb in (("calibrated", new_emb), ("s=1", new_emb / factor))}
+               for label, emb in (("calibrated", new_emb), ("s=1", unscaled))}
     # ablations at add time: same model, less input
     if rec.fit_.model.use_text:
         kg_rows["kgrec: text only at add"] = rows_for(embed(x_cold, use_edges=False))
