@@ -454,8 +454,8 @@ class Recommender:
         the neighbour it enters the item through, split evenly among the paths through that
         neighbour. Neighbours with no path to the user are summed per type into ``other_*``
         rows, the item's own input (text + ID embedding) is the ``item_itself`` row and its learned
-        bias the ``item_popularity`` row, so the ``weight`` column sums to the score. Columns: ``rank, kind, path, weight, share, via_type,
-        via_id, nodes``."""
+        bias the ``item_popularity`` row, so the ``weight`` column sums to the score. Columns:
+        ``rank, kind, path, weight, share, via_type, via_id, nodes``."""
         from .explain_paths import describe
 
         self._check_fitted()
@@ -570,7 +570,8 @@ class Recommender:
             rows = []
             for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
                 try:
-                    ex = self.explain(r.user_id, r.item_id, top=explanations + 5)  # rows with no path are dropped below
+                    # rows without a path (other_*, item_itself, item_popularity) are dropped below
+                    ex = self.explain(r.user_id, r.item_id, top=explanations + 5)
                 except ModelError:
                     continue
                 ex = ex[ex["nodes"].map(len) > 1].head(explanations)

@@ -564,9 +564,9 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     the content map, as at add time) and :math:`\beta_{new}` the held items' mean bias, which
     becomes every new item's (``model.cold_item_bias``; 0 without ``item_bias``). :math:`s` is
     found by bisection on :math:`\log s \in [-3, 3]` so that the held items' share of the
-    top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive cosines come out on a scale of their own (lower when text
-    and attributes say less than interactions), so without it new items take too few or too many
-    slots beside the catalogue. A positive factor changes no ranking among new items and no ranking of
+    top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive cosines
+    come out on a scale of their own (lower when text and attributes say less than interactions),
+    so without it new items take too few or too many slots beside the catalogue. A positive factor changes no ranking among new items and no ranking of
     existing items. With fewer than one held item, :math:`s = 1`."""
     model.cold_item_log_scale.zero_()
     model.cold_item_bias.zero_()
