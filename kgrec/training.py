@@ -143,6 +143,7 @@ class FitResult:
         self.best_epoch: int | None = None
         self.stopped_early = False
         self._cache: tuple[Tensor, list[Tensor]] | None = None
+        self._scoring: tuple[Tensor, Tensor] | None = None  # final_embeddings(), built with _cache
 
     # ------------------------------------------------------------------ ids
     @property
@@ -163,6 +164,8 @@ class FitResult:
             self.model.eval()
             with torch.no_grad():
                 z, layers = self.model(self.graph)
+                U, I = self.index.num_users, self.index.num_items
+                self._scoring = (self.model.user_output(z[:U]), self.model.item_output(z[U:U + I]))
             self._cache = (z, layers)
         return self._cache
 
@@ -175,10 +178,9 @@ class FitResult:
         ``item_ids``), the L2-normalised final representations, with the item bias appended
         (``d = dim + 1``, see :meth:`KGRecModel.item_output`) unless ``item_bias`` is off; the
         score is their dot product. Cached."""
-        z, _ = self._forward()
-        U, I = self.index.num_users, self.index.num_items
-        with torch.no_grad():
-            return self.model.user_output(z[:U]), self.model.item_output(z[U:U + I])
+        self._forward()
+        assert self._scoring is not None
+        return self._scoring
 
     def entity_embeddings(self) -> Tensor:
         z, _ = self._forward()
