@@ -42,7 +42,7 @@ from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph, co
 from .inductive import NewEmbeddings, NewNodeBatch, NodeStates, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
-from .sampled_softmax import masked_logsumexp, softmax_loss
+from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 
 STATE_VERSION = 2
 
@@ -285,11 +285,11 @@ class _PositiveLookup:
         pos = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
         return self.keys[pos] == keys
 
-    def mask(self, users: Tensor, candidates: Tensor) -> Tensor:
-        """``[B, C]``: True where ``candidates[c]`` (distinct items) is a training positive of
-        ``users[b]``. Built from the users' positives (CSR), in time linear in their number: a
-        column gather of the dense table costs ``U x C`` whatever the batch (33 ms against 5.5 ms
-        per step on Last.fm's 1,892 x 17,632 table with 1,024 candidates)."""
+    def positions(self, users: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+        """``(rows, cols)``: the entries ``[b, c]`` where ``candidates[c]`` (distinct items) is a
+        training positive of ``users[b]``. Built from the users' positives (CSR), in time linear
+        in their number: a column gather of the dense table costs ``U x C`` whatever the batch
+        (33 ms against 5.5 ms per step on Last.fm's 1,892 x 17,632 table with 1,024 candidates)."""
         device = candidates.device
         slot = torch.full((self.num_items,), -1, dtype=torch.long, device=device)
         slot[candidates] = torch.arange(len(candidates), device=device)
@@ -299,15 +299,26 @@ class _PositiveLookup:
         first = torch.repeat_interleave(start - (torch.cumsum(count, 0) - count), count)
         col = slot[self.items[torch.arange(len(row), device=device) + first]]
         hit = col >= 0
-        out = torch.zeros(len(users), len(candidates), dtype=torch.bool, device=device)
-        out[row[hit], col[hit]] = True
+        return row[hit], col[hit]
+
+    def mask(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """``[B, C]`` bool: True where ``candidates[c]`` is a training positive of ``users[b]``."""
+        out = torch.zeros(len(users), len(candidates), dtype=torch.bool, device=candidates.device)
+        out[self.positions(users, candidates)] = True
+        return out
+
+    def negative_weights(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """``[B, C]`` float: 0 where ``candidates[c]`` is a training positive of ``users[b]``, 1
+        elsewhere (the ``keep`` argument of :func:`kgrec.sampled_softmax.masked_logsumexp`)."""
+        out = torch.ones(len(users), len(candidates), device=candidates.device)
+        out[self.positions(users, candidates)] = 0.0
         return out
 
 
 def sample_negatives(lookup: _PositiveLookup, users: Tensor, num: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Shared negatives for a batch: ``(candidates [C], positive [B, C])``. ``num`` distinct
-    items drawn uniformly (all items when there are fewer); ``positive`` is True where the
-    candidate is one of the user's training positives: those entries are masked out of the
+    """Shared negatives for a batch: ``(candidates [C], keep [B, C])``. ``num`` distinct
+    items drawn uniformly (all items when there are fewer); ``keep`` is 0 where the candidate
+    is one of the user's training positives, 1 elsewhere: the zeros are masked out of the
     loss, so positives are never used as negatives."""
     n_items = lookup.num_items
     if num >= n_items:
@@ -315,7 +326,7 @@ def sample_negatives(lookup: _PositiveLookup, users: Tensor, num: int, generator
     else:
         cand = torch.randperm(n_items, generator=generator)[:num]
     cand = cand.to(users.device)
-    return cand, lookup.mask(users, cand)
+    return cand, lookup.negative_weights(users, cand)
 
 
 def _bpr_negatives(lookup: _PositiveLookup, users: Tensor, generator: torch.Generator, tries: int = 20) -> Tensor:
@@ -639,25 +650,30 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     z_items = z[U:U + graph.num_items]
     # rows of the same user share the negatives, so their normaliser is computed once per user
     uniq, inv = torch.unique(users, return_inverse=True)
-    cand, positive = sample_negatives(lookup, uniq, config.num_negatives, gen)
+    cand, keep = sample_negatives(lookup, uniq, config.num_negatives, gen)
     zu = z[uniq] / config.temperature
     scores = (zu @ z_items[cand].T).float()
     bias = model.item_bias
-    lse_neg = masked_logsumexp(scores if bias is None else scores + bias[cand], positive)
+    cold = cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0)
+    if bias is None:
+        lse_neg = lse_plain = masked_logsumexp(scores, keep)
+    elif cold:  # the cold views compare cosines: they need the sum without the biases as well
+        lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, bias[cand])
+    else:
+        lse_neg = lse_plain = masked_logsumexp(scores, keep, bias[cand])
     loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
-    if cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0):
+    if cold:
         frozen = [h.detach() for h in layers]
         zu = zu.detach()
-        with torch.no_grad():
-            lse_neg = lse_neg.detach() if bias is None else masked_logsumexp(scores, positive)
+        lse_neg = lse_plain.detach()
         if config.cold_item_weight > 0:
             loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv, lse_neg,
-                                                                     zi.detach(), items, cand, positive,
+                                                                     zi.detach(), items, cand, keep,
                                                                      config.temperature, held)
         if config.cold_user_weight > 0:
             rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
             cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
-            lse_u = masked_logsumexp((cold_u @ z_items[cand].detach().T).float(), positive[inv[rows]])
+            lse_u = masked_logsumexp((cold_u @ z_items[cand].detach().T).float(), keep[inv[rows]])
             loss = loss + config.cold_user_weight * (
                 softmax_loss(cold_u, zi[rows].detach(), lse_u)
                 + _alignment(cold_u, z[users[rows]].detach()))
@@ -690,7 +706,7 @@ COLD_USER_CLICKS = 3      # a cold user in training sees 0..3 of their own inter
 
 
 def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor], zu: Tensor, inv: Tensor,
-                    lse_warm: Tensor, z_pos: Tensor, items: Tensor, cand: Tensor, positive: Tensor,
+                    lse_warm: Tensor, z_pos: Tensor, items: Tensor, cand: Tensor, keep: Tensor,
                     temperature: float, held: Tensor) -> Tensor:
     """Loss of the cold-item view (trains only the inductive path: everything warm is detached).
 
@@ -711,13 +727,13 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
 
     Per distinct batch user (row ``inv[b]`` for batch row ``b``):
     ``zu`` ``[u, dim]`` carries ``1 / temperature``, ``lse_warm`` ``[u]`` is the log-sum-exp of
-    the warm negative scores, ``positive`` ``[u, C]`` marks training positives among ``cand``."""
-    keep = ~held[items]
-    items, z_pos_kept, rows = items[keep], z_pos[keep], inv[keep]
+    the warm negative scores, ``keep`` ``[u, C]`` is 0 at training positives among ``cand``, 1 elsewhere."""
+    seen_new = ~held[items]
+    items, z_pos_kept, rows = items[seen_new], z_pos[seen_new], inv[seen_new]
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
-    lse_cold = masked_logsumexp((zu @ cold_neg.T).float(), positive | held[cand])
+    lse_cold = masked_logsumexp((zu @ cold_neg.T).float(), keep * (~held[cand]).to(keep.dtype))
     lse_both = torch.logaddexp(lse_warm, lse_cold)
     loss = softmax_loss(zu[inv], z_pos, lse_both[inv])
     if len(items):  # a batch of held items only has no cold positive

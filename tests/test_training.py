@@ -115,11 +115,12 @@ def test_sampled_negatives_never_include_positives(split) -> None:
     gen = torch.Generator().manual_seed(0)
     users = g.inter_user[torch.randperm(len(g.inter_user), generator=gen)[:300]]
     for num in (64, g.num_items + 10):  # sampled, and the whole catalogue
-        cand, positive = sample_negatives(lookup, users, num, gen)
+        cand, keep = sample_negatives(lookup, users, num, gen)
         assert len(set(cand.tolist())) == len(cand) == min(num, g.num_items)
+        assert keep.dtype == torch.float32 and torch.equal(keep == 0, lookup.mask(users, cand))
         for b, u in enumerate(users.tolist()):
             for c, item in enumerate(cand.tolist()):
-                assert bool(positive[b, c]) == ((u, item) in pos)
+                assert float(keep[b, c]) == (0.0 if (u, item) in pos else 1.0)
     neg = _bpr_negatives(lookup, users, gen)
     assert not any((u, i) in pos for u, i in zip(users.tolist(), neg.tolist()))
 
