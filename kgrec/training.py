@@ -531,7 +531,7 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
         for s in range(0, M, config.batch_size):
             idx = perm[s:s + config.batch_size]
             loss = _softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
-                                   graph.inter_item[idx], gen, held)
+                                   graph.inter_item[idx], gen, held, warm=False)
             if not torch.isfinite(loss):
                 with torch.no_grad():
                     for p, p0 in zip(params, start):
@@ -640,9 +640,10 @@ def _loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _
 
 def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,
                     z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
-                    held: Tensor, cold: bool = True) -> Tensor:
+                    held: Tensor, cold: bool = True, warm: bool = True) -> Tensor:
     """Sampled softmax of the warm model (logits: cosines / temperature + the items' biases
-    :math:`b_i`) plus, with ``cold``, the cold-item and cold-user views (``held``: [I] bool, the
+    :math:`b_i`; without ``warm``, left out: the inductive phase, whose warm model is fixed)
+    plus, with ``cold``, the cold-item and cold-user views (``held``: [I] bool, the
     calibration items, which the cold-item view never sees). The cold views compare cosines only:
     a new item has no bias of its own (:func:`calibrate_cold_items` gives it one)."""
     U = graph.num_users
@@ -655,13 +656,18 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     scores = (zu @ z_items[cand].T).float()
     bias = model.item_bias
     cold = cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0)
-    if bias is None:
-        lse_neg = lse_plain = masked_logsumexp(scores, keep)
-    elif cold:  # the cold views compare cosines: they need the sum without the biases as well
-        lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, bias[cand])
+    if not warm:
+        loss = scores.new_zeros(())
+        with torch.no_grad():
+            lse_plain = masked_logsumexp(scores, keep)
     else:
-        lse_neg = lse_plain = masked_logsumexp(scores, keep, bias[cand])
-    loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
+        if bias is None:
+            lse_neg = lse_plain = masked_logsumexp(scores, keep)
+        elif cold:  # the cold views compare cosines: they need the sum without the biases as well
+            lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, bias[cand])
+        else:
+            lse_neg = lse_plain = masked_logsumexp(scores, keep, bias[cand])
+        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
     if cold:
         frozen = [h.detach() for h in layers]
         zu = zu.detach()
