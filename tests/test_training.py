@@ -65,7 +65,8 @@ def test_same_seed_same_embeddings_on_cpu(split) -> None:
     c = fit(train, None, TrainConfig(**TINY, seed=4), device="cpu", progress=False).final_embeddings()
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
-    assert not torch.are_deterministic_algorithms_enabled()  # fit restores the caller's setting
+    assert not torch.are_deterministic_algorithms_enabled()  # fit restores the caller's settings
+    assert torch.utils.deterministic.fill_uninitialized_memory  # (torch's default; off during fit)
 
 
 def test_inductive_epochs_train_only_the_inductive_path(split) -> None:
