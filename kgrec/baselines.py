@@ -58,6 +58,7 @@ from .config import resolve_device
 from .errors import ModelError
 from .evaluation import evaluate
 from .knowledge_graph import KnowledgeGraph
+from .optim import adam
 
 DEFAULT_GRID: dict[str, list[float]] = {"lr": [1e-3, 5e-3], "reg": [1e-4, 1e-3]}
 
@@ -274,7 +275,7 @@ class BPRBaseline(Baseline):
         module = self._module(n_u, n_i).to(device)
         adj = self._adjacency(u, i, n_u, n_i, device)
         sampler = _NegativeSampler(u, i, n_i, gen)
-        opt = torch.optim.Adam(module.parameters(), lr=self.lr)
+        opt = adam(module.parameters(), lr=self.lr)
         loss_fn = BPRLoss(self.reg)
         tu, ti = torch.as_tensor(u), torch.as_tensor(i)
         self.best_valid_, self.best_epoch_ = -1.0, 0

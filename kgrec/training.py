@@ -42,6 +42,7 @@ from .graph_index import ITEM_TO_USER, GraphIndex, GraphTensors, build_graph, co
 from .inductive import NewEmbeddings, NewNodeBatch, NodeStates, embed_new_nodes
 from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
+from .optim import adam
 from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 
 STATE_VERSION = 2
@@ -421,7 +422,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         model.fit_text_basis({t: graph.x[s] for t, s in model.type_slices().items()})
         raw_items = graph.x[index.num_users:index.num_users + index.num_items].clone()
         graph.x = model.reduce_all(graph.x)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model, index, graph, config, [], device)
     lookup = _PositiveLookup(graph)
     held = calibration_items(graph.num_items, config.seed).to(device)
@@ -530,7 +531,7 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
     params = model.inductive_parameters()
     start = [p.detach().clone() for p in params]
     epochs, lr = config.inductive_schedule()
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = adam(params, lr=lr)
     M = len(graph.inter_user)
     for _ in range(epochs):
         perm = torch.randperm(M, generator=gen).to(z.device)
