@@ -586,8 +586,9 @@ def calibrate_cold_items(model: KGRecModel, graph: GraphTensors, lookup: _Positi
     found by bisection on :math:`\log s \in [-3, 3]` so that the held items' share of the
     top-``CALIBRATION_K`` slots of the mixed ranking equals their warm share. Inductive cosines
     come out on a scale of their own (lower when text and attributes say less than interactions),
-    so without it new items take too few or too many slots beside the catalogue. A positive factor changes no ranking among new items and no ranking of
-    existing items. With fewer than one held item, :math:`s = 1`."""
+    so without it new items take too few or too many slots beside the catalogue. A positive
+    factor changes no ranking among new items and no ranking of existing items. With fewer than
+    one held item, :math:`s = 1`."""
     model.cold_item_log_scale.zero_()
     model.cold_item_bias.zero_()
     U, I = graph.num_users, graph.num_items
@@ -741,8 +742,8 @@ def _cold_item_loss(model: KGRecModel, graph: GraphTensors, frozen: list[Tensor]
     Per distinct batch user (row ``inv[b]`` for batch row ``b``):
     ``zu`` ``[u, dim]`` carries ``1 / temperature``, ``lse_warm`` ``[u]`` is the log-sum-exp of
     the warm negative scores, ``keep`` ``[u, C]`` is 0 at training positives among ``cand``, 1 elsewhere."""
-    seen_new = ~held[items]
-    items, z_pos_kept, rows = items[seen_new], z_pos[seen_new], inv[seen_new]
+    not_held = ~held[items]
+    items, z_pos_kept, rows = items[not_held], z_pos[not_held], inv[not_held]
     nodes, where = torch.unique(torch.cat([items, cand]), return_inverse=True)
     cold = _cold_items(model, graph, frozen, nodes)
     cold_pos, cold_neg = cold[where[:len(items)]], cold[where[len(items):]]
