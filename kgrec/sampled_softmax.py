@@ -54,6 +54,7 @@ class _MaskedLogSumExp(torch.autograd.Function):
         \\log \\sum_j k_{uj} e^{s_{uj}} = \\mathrm{lse}_u + \\log \\sum_j p_{uj} e^{-o_j}"""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # float32 under bf16 autocast
     def forward(ctx, scores: Tensor, keep: Tensor, offset: Tensor | None, plain: bool):  # type: ignore[override]
         p, lse = _softmax_rows(scores, keep.to(scores.dtype), offset)
         ctx.save_for_backward(p)
@@ -72,6 +73,7 @@ class _MaskedLogSumExp(torch.autograd.Function):
         return lse, out
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad: Tensor, _unused: Tensor):  # type: ignore[override]
         (p,) = ctx.saved_tensors
         g_scores = p * grad.unsqueeze(1)
