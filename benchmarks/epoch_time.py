@@ -1,0 +1,99 @@
+"""Seconds per training epoch: kgrec beside PyG LightGCN at the same embedding size, alternated
+in one process (issue 4's target: kgrec <= 1.5 x LightGCN).
+
+    python benchmarks/epoch_time.py                                  # ML-100K + Last.fm, 3 repeats
+    python benchmarks/epoch_time.py --datasets lastfm --epochs 4 --repeats 5 --threads 1
+
+An epoch is one pass over the same training interactions for both models: the data set's whole
+training split (``benchmarks/accuracy.py``'s splits), no validation carve-out. kgrec:
+``kgrec.Recommender`` defaults (dim 64, 3 layers, batch 4096, sampled softmax, knowledge edges,
+the cold-start views in every step) with ``valid_fraction=0`` and ``inductive_epochs=0`` (the
+inductive phase comes after the epochs and is not part of them); its seconds are
+``fit_.history``'s, the training loop only. LightGCN: :class:`kgrec.baselines.LightGCNBaseline`
+(PyG ``LightGCN``, dim 64, 3 layers, batch 2048, BPR, the paper's lr and L2, no tuning), its
+``seconds_per_epoch_``. Both are the mean over ``--epochs`` epochs.
+
+The two fits alternate ``--repeats`` times, so that a machine whose speed drifts (shared CPUs)
+slows both alike. The table gives each model's median seconds per epoch, the ratio of the
+medians, and the smallest and largest ratio within one repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import kgrec  # noqa: E402
+from kgrec.baselines import LightGCNBaseline  # noqa: E402
+from kgrec.config import data_dir  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import DATASETS, attach_text_features  # noqa: E402
+
+TARGET = 1.5
+
+
+def kgrec_epoch_seconds(train: kgrec.KnowledgeGraph, epochs: int, device: str) -> float:
+    rec = kgrec.Recommender(epochs=epochs, valid_fraction=0.0, inductive_epochs=0, device=device,
+                            progress=False).fit(train)
+    return statistics.fmean(h["seconds"] for h in rec.fit_.history)
+
+
+def lightgcn_epoch_seconds(train: kgrec.KnowledgeGraph, epochs: int, device: str) -> float:
+    model = LightGCNBaseline(epochs=epochs, grid=None, device=device).fit(train)
+    return float(model.seconds_per_epoch_)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--datasets", nargs="+", default=["ml-100k", "lastfm"], choices=list(DATASETS))
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per fit (default 3)")
+    ap.add_argument("--repeats", type=int, default=3, help="alternated fits per model (default 3)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 on a small shared CPU)")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.config.data_dir())")
+    args = ap.parse_args(argv)
+    if args.epochs <= 0 or args.repeats <= 0:
+        ap.error("--epochs and --repeats must be positive")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = args.data or data_dir()
+    print(f"# kgrec {kgrec.__version__}, torch {torch.__version__}, {platform.machine()}, "
+          f"threads {torch.get_num_threads()}, device {args.device}; {args.epochs} epochs per fit, "
+          f"{args.repeats} alternated repeats", flush=True)
+    rows = []
+    for name in args.datasets:
+        train, test = DATASETS[name].load(root)
+        if not train.features:
+            attach_text_features(train, test, progress=False)
+        runs: dict[str, list[float]] = {"kgrec": [], "lightgcn": []}
+        for r in range(args.repeats):
+            runs["kgrec"].append(kgrec_epoch_seconds(train, args.epochs, args.device))
+            runs["lightgcn"].append(lightgcn_epoch_seconds(train, args.epochs, args.device))
+            print(f"# {name} repeat {r + 1}: kgrec {runs['kgrec'][-1]:.3f} s/epoch, "
+                  f"LightGCN {runs['lightgcn'][-1]:.3f} s/epoch", flush=True)
+        paired = [k / g for k, g in zip(runs["kgrec"], runs["lightgcn"])]
+        med_k, med_g = statistics.median(runs["kgrec"]), statistics.median(runs["lightgcn"])
+        rows.append((name, len(train.interactions), med_k, med_g, med_k / med_g, min(paired), max(paired)))
+    print()
+    head = f"{'dataset':<14} {'interactions':>12} {'kgrec s/ep':>10} {'LightGCN s/ep':>13} {'ratio':>6} " \
+           f"{'min':>5} {'max':>5}  target <= {TARGET}"
+    print(head)
+    print("-" * len(head))
+    for name, n, k, g, ratio, lo, hi in rows:
+        print(f"{name:<14} {n:>12,} {k:>10.3f} {g:>13.3f} {ratio:>6.2f} {lo:>5.2f} {hi:>5.2f}  "
+              f"{'PASS' if ratio <= TARGET else 'MISS'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
