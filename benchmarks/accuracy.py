@@ -27,8 +27,10 @@ validation split carved from train. The test split is used once, for the table.
 Every model is evaluated by the same :func:`kgrec.evaluation.evaluate` (full ranking, training items
 excluded; Recall = hits / |test items|, NDCG with binary relevance). Columns: Recall@20, NDCG@20,
 ``train s`` (wall time of ``fit``; for tuned baselines the final refit, tuning time in ``tune s``),
-``s/epoch`` (training loop only), ``epochs`` and ``vs LightGCN`` = Recall@20 / LightGCN's Recall@20
-on the same data set. Text encoding is done once per data set (cached on disk) and reported apart.
+``s/epoch`` (training loop only; kgrec's epochs pass over its fit split, 90% of train, the
+baselines' final fit over all of it: ``benchmarks/epoch_time.py`` compares epoch times over the
+same interactions), ``epochs`` and ``vs LightGCN`` = Recall@20 / LightGCN's Recall@20 on the same
+data set. Text encoding is done once per data set (cached on disk) and reported apart.
 
 Threads: on a small shared CPU, PyTorch's default of one intra-op thread per core can thrash;
 ``--threads 1`` is the setting of the numbers we quote for the 2-core CI box. Results go to stdout
