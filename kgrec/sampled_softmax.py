@@ -59,10 +59,8 @@ class _MaskedLogSumExp(torch.autograd.Function):
         p, lse = _softmax_rows(scores, keep.to(scores.dtype), offset)
         ctx.save_for_backward(p)
         ctx.has_offset = offset is not None
-        if not plain:
+        if not plain or offset is None:  # (masked_logsumexp_pair always passes an offset)
             out = lse.new_empty(0)
-        elif offset is None:
-            out = lse.clone()
         elif float(offset.max() - offset.min()) > OFFSET_SPREAD:
             # (with a wide offset range some kept p_uj would underflow: compute it directly)
             out = _softmax_rows(scores, keep.to(scores.dtype), None)[1]

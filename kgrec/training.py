@@ -669,21 +669,19 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
         with torch.no_grad():
             lse_plain = masked_logsumexp(scores, keep)
     else:
-        if bias is None:
-            lse_neg = lse_plain = masked_logsumexp(scores, keep)
-        elif cold:  # the cold views compare cosines: they need the sum without the biases as well
-            lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, bias[cand])
+        offset = None if bias is None else bias[cand]
+        if cold and offset is not None:  # the cold views compare cosines: they need the sum without too
+            lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, offset)
         else:
-            lse_neg = lse_plain = masked_logsumexp(scores, keep, bias[cand])
+            lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)
         loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
     if cold:
         frozen = [h.detach() for h in layers]
         zu = zu.detach()
-        lse_neg = lse_plain.detach()
         if config.cold_item_weight > 0:
-            loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv, lse_neg,
-                                                                     zi.detach(), items, cand, keep,
-                                                                     config.temperature, held)
+            loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv,
+                                                                     lse_plain.detach(), zi.detach(), items,
+                                                                     cand, keep, config.temperature, held)
         if config.cold_user_weight > 0:
             rows = torch.arange(min(len(users), COLD_USER_ROWS), device=users.device)
             cold_u = _cold_users(model, graph, frozen, lookup, users[rows], items[rows], gen) / config.temperature
