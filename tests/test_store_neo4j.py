@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
-from kgrec.store.neo4j_store import Neo4jStore, neo4j_type
+from kgrec.store.neo4j_store import Neo4jStore, column_params, grouped_edge_params, neo4j_type
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,29 @@ def test_relation_types_are_sanitised() -> None:
     assert neo4j_type("x`]->() DETACH DELETE n //") == "X_DETACH_DELETE_N"
     assert neo4j_type("interacted") == "RELATED"  # never one of the fixed types
     assert neo4j_type("9lives") == "R_9LIVES"
+
+
+def test_edge_parameters_grouped_by_source() -> None:
+    """Edges sorted by source: each distinct source once, with the range of its edges."""
+    edges = pa.table({"from": ["u1", "u1", "u2", "u3", "u3", "u3"], "to": list("abcdef"),
+                      "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.5]})
+    p = grouped_edge_params(edges)
+    assert p["src"] == ["u1", "u2", "u3"] and p["start"] == [0, 2, 3, 6]
+    assert p["to"] == list("abcdef") and p["rating"] == [1.0, 2.0, 3.0, 4.0, 5.0, 1.5]
+    assert "from" not in p
+    for s, source in enumerate(p["src"]):
+        assert {edges["to"][k].as_py() for k in range(p["start"][s], p["start"][s + 1])} == \
+            {t for f, t in zip(edges["from"].to_pylist(), edges["to"].to_pylist()) if f == source}
+    empty = grouped_edge_params(edges.slice(0, 0))
+    assert empty["src"] == [] and empty["start"] == [0]
+
+
+def test_column_parameters_have_a_short_repr() -> None:
+    """The driver reprs every parameter for its debug log before checking the level: a batch's
+    columns must not cost a repr of every value."""
+    p = column_params(pa.table({"from": [str(i) for i in range(10_000)], "w": [0.5] * 10_000}))
+    assert p["from"] == [str(i) for i in range(10_000)] and isinstance(p["from"], list)
+    assert len(repr(p)) < 100
 
 
 def test_a_retried_batch_does_not_duplicate_edges(clean_neo4j: str, small, monkeypatch) -> None:

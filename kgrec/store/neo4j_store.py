@@ -57,6 +57,8 @@ EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch 
 _SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 #: a batch of edges arrives as one list parameter per column; row k of the batch is $column[k]
 ROWS = "UNWIND range(0, size($from) - 1) AS k"
+#: a batch of edges grouped by source (see grouped_edge_params): one head lookup per source, not per edge
+GROUPED_EDGES = "UNWIND range(0, size($src) - 1) AS s"
 
 
 def neo4j_type(relation: str) -> str:
@@ -114,6 +116,34 @@ class NodeIds:
             raise StoreError(f"node '{missing}' disappeared from the store while its edges were written "
                              "(another client deleting nodes?). Fix: write the graph again")
         return pc.take(self.eids, pos)
+
+
+class _Column(list):
+    """A column of query parameters whose ``repr`` is its length.
+
+    The driver formats every ``RUN``'s parameters for its debug log, ``repr`` of every value,
+    before the logger checks its level: for a batch of 10,000 rows or of embedded nodes that
+    took longer than packing them (1.2 of 1.6 s of client CPU per ML-100K publish)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} values>"
+
+
+def column_params(table: pa.Table) -> dict[str, list]:
+    """``table``'s columns as list parameters named after the columns (``$from``, ``$to``...)."""
+    return {name: _Column(table.column(name).to_pylist()) for name in table.column_names}
+
+
+def grouped_edge_params(table: pa.Table) -> dict[str, list]:
+    """A slice of edges sorted by ``from`` as parameters for :data:`GROUPED_EDGES`: ``$src`` the
+    distinct sources in order, edges ``$start[s]`` to ``$start[s + 1] - 1`` leave ``$src[s]``,
+    and every other column (``$to``, properties) per edge."""
+    sources = table.column("from").to_numpy(zero_copy_only=False)
+    first = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]]) if len(sources) else np.zeros(0, np.int64)
+    params = column_params(table.drop_columns(["from"]))
+    params["src"] = _Column(sources[first].tolist())
+    params["start"] = _Column(np.r_[first, len(sources)].tolist())
+    return params
 
 
 def _by_source(table: pa.Table) -> pa.Table:
@@ -235,10 +265,12 @@ class Neo4jStore(GraphStore):
             yield rows[start:start + size]
 
     def _write_columns(self, cypher: str, table: pa.Table, what: str, size: int | None = None,
-                       retry_cypher: str | None = None) -> None:
-        """Run ``cypher`` once per slice of ``table``, the slice's columns passed as list parameters
-        named after the columns (``$from``, ``$to``...): the query reads row ``k`` as ``$from[k]``.
-        Columns pack several times faster than a list of row maps in the Python driver.
+                       retry_cypher: str | None = None,
+                       params_of: Callable[[pa.Table], dict[str, list]] = column_params) -> None:
+        """Run ``cypher`` once per slice of ``table``, with ``params_of(slice)`` as parameters: by
+        default the slice's columns as list parameters named after the columns (``$from``,
+        ``$to``...), so that the query reads row ``k`` as ``$from[k]``. Columns pack several times
+        faster than a list of row maps in the Python driver.
 
         One slice after the other: two transactions in flight took more server time, not less, on
         2 shared cores (lock contention on the nodes both touch).
@@ -248,8 +280,7 @@ class Neo4jStore(GraphStore):
         ``CREATE`` query, so that a retry never duplicates an edge."""
         size = size or self.batch_size
         for start in range(0, table.num_rows, size):
-            part = table.slice(start, size)
-            params = {name: part.column(name).to_pylist() for name in part.column_names}
+            params = params_of(table.slice(start, size))
             attempts = [0]
 
             def work(tx: Any, p: dict = params, n: list = attempts) -> None:
@@ -325,7 +356,7 @@ class Neo4jStore(GraphStore):
             # 4. edges: the graph's edges were all removed in step 1 and the tables hold no
             # duplicates, so CREATE; a retried batch MERGEs instead (it may have committed).
             # End nodes are found by element id (about 40% less server time than two id index
-            # seeks per edge); sorted by source, consecutive rows touch the same node (20-30%).
+            # seeks per edge); grouped by source, one head lookup per source (15-25% less than per edge).
             self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions")
             for (head, tail), table in tables.knowledge.items():
                 types = np.array([neo4j_type(r) for r in table.column("relation").to_pylist()], dtype=object)
@@ -364,13 +395,14 @@ class Neo4jStore(GraphStore):
         props = [c for c in table.column_names if c not in ("from", "to") and table.column(c).null_count < table.num_rows]
         table = pa.table({**cols, **{c: table.column(c) for c in props}})
         values = " {" + ", ".join(f"{p}: ${p}[k]" for p in props) + "}" if props else ""
-        match = (f"{ROWS} MATCH (h:{_safe(head)}) WHERE elementId(h) = $from[k] "
-                 f"MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
+        match = (f"{GROUPED_EDGES} MATCH (h:{_safe(head)}) WHERE elementId(h) = $src[s] "
+                 f"UNWIND range($start[s], $start[s + 1] - 1) AS k MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
         if rel == "INTERACTED":  # one edge per (user, item): a retry merges on the pair
             retry = f"{match}MERGE (h)-[r:{rel}]->(t)" + (f" SET r +={values}" if props else "")
         else:  # a knowledge edge is identified by its relation too
             retry = f"{match}MERGE (h)-[:{_safe(rel)}{values}]->(t)"
-        self._write_columns(f"{match}CREATE (h)-[:{_safe(rel)}{values}]->(t)", table, what, retry_cypher=retry)
+        self._write_columns(f"{match}CREATE (h)-[:{_safe(rel)}{values}]->(t)", table, what, retry_cypher=retry,
+                            params_of=grouped_edge_params)
 
     def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
                              what: str) -> None:
@@ -391,7 +423,7 @@ class Neo4jStore(GraphStore):
                 for create, _, table in groups:
                     for start in range(0, table.num_rows, self.batch_size):
                         part = table.slice(start, self.batch_size)
-                        tx.run(create, {n: part.column(n).to_pylist() for n in part.column_names}).consume()
+                        tx.run(create, column_params(part)).consume()
             self._run_write(work, what)
             return
         self._delete_all(f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
