@@ -16,7 +16,8 @@ import pytest
 import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
-from kgrec.store.neo4j_store import Neo4jStore, column_params, grouped_edge_params, neo4j_type
+from kgrec.store.neo4j_store import (Neo4jStore, column_params, grouped_edge_params, neo4j_type,
+                                     supports_dynamic_types)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,27 @@ def test_relation_types_are_sanitised() -> None:
     assert neo4j_type("x`]->() DETACH DELETE n //") == "X_DETACH_DELETE_N"
     assert neo4j_type("interacted") == "RELATED"  # never one of the fixed types
     assert neo4j_type("9lives") == "R_9LIVES"
+
+
+def test_knowledge_edges_on_servers_without_dynamic_types(clean_neo4j: str, small) -> None:
+    """Before Neo4j 5.26 a relationship type cannot be a parameter: one query per type gives the
+    same graph, and either way of writing replaces the other's edges."""
+    with kgrec.open_store(clean_neo4j) as s:
+        assert s.dynamic_types  # the 5.26 test server
+        s.dynamic_types = False
+        s.write_graph(small)
+        assert sup.graph_counts(s.counts()) == sup.source_counts(small)
+        sup.assert_same_graph(s.read_graph(), small)
+        s.dynamic_types = True
+        s.write_graph(small)
+        assert sup.graph_counts(s.counts()) == sup.source_counts(small)
+        sup.assert_same_graph(s.read_graph(), small)
+
+
+def test_dynamic_types_from_the_server_version() -> None:
+    assert supports_dynamic_types("Neo4j/5.26.0") and supports_dynamic_types("Neo4j/2025.01.0")
+    assert not supports_dynamic_types("Neo4j/5.25.1") and not supports_dynamic_types("Neo4j/4.4.30")
+    assert not supports_dynamic_types("Memgraph/2.1") and not supports_dynamic_types("")
 
 
 def test_edge_parameters_grouped_by_source() -> None:

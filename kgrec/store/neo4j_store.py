@@ -146,6 +146,13 @@ def grouped_edge_params(table: pa.Table) -> dict[str, list]:
     return params
 
 
+def supports_dynamic_types(agent: str) -> bool:
+    """Whether a server (its Bolt agent string, e.g. ``Neo4j/5.26.0``) creates relationships whose
+    type is an expression, ``CREATE (a)-[:$($type)]->(b)``: Neo4j 5.26 and later (2025.x too)."""
+    version = re.match(r"Neo4j/(\d+)\.(\d+)", agent or "")
+    return version is not None and (int(version[1]), int(version[2])) >= (5, 26)
+
+
 def _by_source(table: pa.Table) -> pa.Table:
     return table.sort_by([("from", "ascending"), ("to", "ascending")]) if table.num_rows else table
 
@@ -155,7 +162,9 @@ class Neo4jStore(GraphStore):
 
     ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
     retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
-    number of rows per ``UNWIND`` transaction.
+    number of rows per ``UNWIND`` transaction. ``dynamic_types``: whether the server takes a
+    relationship type as an expression (Neo4j 5.26+); knowledge edges of every type between two
+    node labels are then written by one query instead of one per type.
     """
 
     def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
@@ -181,7 +190,7 @@ class Neo4jStore(GraphStore):
             raise StoreError(f"{uri}: not a usable Neo4j URI ({exc}). Fix: use bolt://host:7687 or "
                              "neo4j://host:7687") from None
         try:
-            self._driver.verify_connectivity()
+            self.dynamic_types = supports_dynamic_types(self._driver.get_server_info().agent)
             if database:  # a wrong database name only shows when a session uses it
                 self._driver.execute_query("RETURN 1", database_=database, routing_="r")
         except neo4j.exceptions.AuthError as exc:
@@ -339,8 +348,10 @@ class Neo4jStore(GraphStore):
             self._ensure_schema()
             # 1. the graph's edges go (recommendations and explanations stay)
             self._delete_all("MATCH ()-[r:INTERACTED]->()", "removing old interactions")
-            for t in self._knowledge_types():
-                self._delete_all(f"MATCH ()-[r:{t}]->() WHERE r.relation IS NOT NULL", "removing old knowledge edges")
+            types = self._knowledge_types()
+            if types:  # one statement for all types: one plan, not one per type
+                self._delete_all(f"MATCH ()-[r:{'|'.join(types)}]->() WHERE r.relation IS NOT NULL",
+                                 "removing old knowledge edges")
             # 2. nodes the store lacks are created, the others updated; 3. nodes the graph lacks go
             # (with their edges)
             stored: dict[str, NodeIds] = {}
@@ -359,9 +370,13 @@ class Neo4jStore(GraphStore):
             # seeks per edge); grouped by source, one head lookup per source (15-25% less than per edge).
             self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions")
             for (head, tail), table in tables.knowledge.items():
-                types = np.array([neo4j_type(r) for r in table.column("relation").to_pylist()], dtype=object)
-                for t in sorted(set(types.tolist())):
-                    self._write_edges(t, head, tail, table.filter(pa.array(types == t)), stored, f"writing {t} edges")
+                types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
+                if self.dynamic_types:  # one query (and one plan) per node-label pair, not per type
+                    self._write_edges(None, head, tail, table.append_column("type", types), stored,
+                                      f"writing {head}-{tail} knowledge edges")
+                    continue
+                for t in sorted(set(types.to_pylist())):
+                    self._write_edges(t, head, tail, table.filter(pc.equal(types, t)), stored, f"writing {t} edges")
             self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
@@ -382,26 +397,30 @@ class Neo4jStore(GraphStore):
                             table.filter(pc.invert(known)), f"writing {label} nodes", size, retry_cypher=merge)
         self._write_columns(merge, table.filter(known), f"writing {label} nodes", size)
 
-    def _write_edges(self, rel: str, head: str, tail: str, table: pa.Table, stored: dict[str, NodeIds],
+    def _write_edges(self, rel: str | None, head: str, tail: str, table: pa.Table, stored: dict[str, NodeIds],
                      what: str) -> None:
         """``CREATE`` one ``rel`` edge per row of ``table`` (``from``, ``to``, properties) between
         the stored ``head`` and ``tail`` nodes, matched by element id; a retried batch ``MERGE``s.
+        ``rel=None``: each row's type is in its ``type`` column (servers with :attr:`dynamic_types`).
         Property columns that are null on every row are not sent (a null property is no property)."""
         if table.num_rows == 0:
             return
         table = _by_source(table)
         cols = {"from": stored[head].element_ids(table.column("from")),
                 "to": stored[tail].element_ids(table.column("to"))}
-        props = [c for c in table.column_names if c not in ("from", "to") and table.column(c).null_count < table.num_rows]
-        table = pa.table({**cols, **{c: table.column(c) for c in props}})
+        props = [c for c in table.column_names
+                 if c not in ("from", "to", "type") and table.column(c).null_count < table.num_rows]
+        per_row = ["type"] if rel is None else []
+        table = pa.table({**cols, **{c: table.column(c) for c in per_row + props}})
+        rel_type = "$($type[k])" if rel is None else _safe(rel)
         values = " {" + ", ".join(f"{p}: ${p}[k]" for p in props) + "}" if props else ""
         match = (f"{GROUPED_EDGES} MATCH (h:{_safe(head)}) WHERE elementId(h) = $src[s] "
                  f"UNWIND range($start[s], $start[s + 1] - 1) AS k MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
         if rel == "INTERACTED":  # one edge per (user, item): a retry merges on the pair
             retry = f"{match}MERGE (h)-[r:{rel}]->(t)" + (f" SET r +={values}" if props else "")
         else:  # a knowledge edge is identified by its relation too
-            retry = f"{match}MERGE (h)-[:{_safe(rel)}{values}]->(t)"
-        self._write_columns(f"{match}CREATE (h)-[:{_safe(rel)}{values}]->(t)", table, what, retry_cypher=retry,
+            retry = f"{match}MERGE (h)-[:{rel_type}{values}]->(t)"
+        self._write_columns(f"{match}CREATE (h)-[:{rel_type}{values}]->(t)", table, what, retry_cypher=retry,
                             params_of=grouped_edge_params)
 
     def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
