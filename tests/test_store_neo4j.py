@@ -85,7 +85,13 @@ def test_explanations_per_model(store, small) -> None:
 
 
 def test_batches_smaller_than_the_graph(clean_neo4j: str, small) -> None:
-    """Many small transactions give the same graph as few big ones."""
+    """Many small transactions give the same graph as few big ones, written by one transaction
+    at a time or by several at once."""
+    for parallel in (1, 3):
+        with kgrec.open_store(clean_neo4j, batch_size=997, parallel_writes=parallel) as s:
+            s.write_graph(small)
+            assert sup.graph_counts(s.counts()) == sup.source_counts(small)
+            sup.assert_same_graph(s.read_graph(), small)
     with kgrec.open_store(clean_neo4j, batch_size=997, atomic_rows=50) as s:
         s.write_graph(small)
         assert sup.graph_counts(s.counts()) == sup.source_counts(small)

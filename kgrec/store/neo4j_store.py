@@ -8,7 +8,9 @@
   it removes the graph's edges first, then ``CREATE``s them between nodes found by element id
   (read once per label after the nodes are written: cheaper for the server than two ``id``
   index seeks per edge). A batch that the driver retries (its first attempt may have committed
-  before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated.
+  before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated. Interaction
+  edges are written by ``parallel_writes`` transactions at once (2 by default), each for its own
+  users; a deadlock between them costs one retried batch.
 - The driver packs parameters in pure Python (a few microseconds per value, so 384-d embeddings
   cost more on the client than on the server) unless the ``neo4j-rust-ext`` package is installed,
   which it then uses by itself.
@@ -36,6 +38,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -162,20 +165,23 @@ class Neo4jStore(GraphStore):
 
     ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
     retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
-    number of rows per ``UNWIND`` transaction. ``dynamic_types``: whether the server takes a
+    number of rows per ``UNWIND`` transaction; ``parallel_writes`` the number of transactions that
+    write interaction edges at once, each for its own users (see :meth:`_write_edges`). ``dynamic_types``: whether the server takes a
     relationship type as an expression (Neo4j 5.26+); knowledge edges of every type between two
     node labels are then written by one query instead of one per type.
     """
 
     def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
                  database: str | None = None, timeout: float | None = None, read_only: bool = False,
-                 batch_size: int = DEFAULT_BATCH, max_retry_time: float = 30.0, atomic_rows: int = 200_000) -> None:
+                 batch_size: int = DEFAULT_BATCH, max_retry_time: float = 30.0, atomic_rows: int = 200_000,
+                 parallel_writes: int = 2) -> None:
         neo4j = _neo4j()
         self.uri = uri
         self.read_only = read_only
         self.database = database
         self.batch_size = int(batch_size)
         self.atomic_rows = int(atomic_rows)
+        self.parallel_writes = max(1, int(parallel_writes))
         self._lock = threading.RLock()
         self._schema_ready = False
         user = user if user is not None else os.environ.get("NEO4J_USER")
@@ -281,8 +287,7 @@ class Neo4jStore(GraphStore):
         ``$to``...), so that the query reads row ``k`` as ``$from[k]``. Columns pack several times
         faster than a list of row maps in the Python driver.
 
-        One slice after the other: two transactions in flight took more server time, not less, on
-        2 shared cores (lock contention on the nodes both touch).
+        One slice after the other (:meth:`_write_edges` runs several of these at once).
 
         ``retry_cypher`` is what a retried slice runs instead (the driver retries a transaction
         whose outcome it could not see, which may have committed): a ``MERGE`` twin of a
@@ -368,7 +373,8 @@ class Neo4jStore(GraphStore):
             # duplicates, so CREATE; a retried batch MERGEs instead (it may have committed).
             # End nodes are found by element id (about 40% less server time than two id index
             # seeks per edge); grouped by source, one head lookup per source (15-25% less than per edge).
-            self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions")
+            self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions",
+                              streams=self.parallel_writes)
             for (head, tail), table in tables.knowledge.items():
                 types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
                 if self.dynamic_types:  # one query (and one plan) per node-label pair, not per type
@@ -398,11 +404,17 @@ class Neo4jStore(GraphStore):
         self._write_columns(merge, table.filter(known), f"writing {label} nodes", size)
 
     def _write_edges(self, rel: str | None, head: str, tail: str, table: pa.Table, stored: dict[str, NodeIds],
-                     what: str) -> None:
+                     what: str, streams: int = 1) -> None:
         """``CREATE`` one ``rel`` edge per row of ``table`` (``from``, ``to``, properties) between
         the stored ``head`` and ``tail`` nodes, matched by element id; a retried batch ``MERGE``s.
         ``rel=None``: each row's type is in its ``type`` column (servers with :attr:`dynamic_types`).
-        Property columns that are null on every row are not sent (a null property is no property)."""
+        Property columns that are null on every row are not sent (a null property is no property).
+
+        ``streams`` > 1: the sources are dealt round-robin to that many threads, each writing its
+        sources' edges in its own transactions, so that the server works on several at once (a
+        transaction runs on one server thread). They share end nodes: the server may detect a
+        deadlock and the driver then retries one batch, as a ``MERGE``. ML-100K's interactions on
+        the 2-core test server: 1.26 s in one stream, 0.84 s in two (medians of 3)."""
         if table.num_rows == 0:
             return
         table = _by_source(table)
@@ -420,8 +432,17 @@ class Neo4jStore(GraphStore):
             retry = f"{match}MERGE (h)-[r:{rel}]->(t)" + (f" SET r +={values}" if props else "")
         else:  # a knowledge edge is identified by its relation too
             retry = f"{match}MERGE (h)-[:{rel_type}{values}]->(t)"
-        self._write_columns(f"{match}CREATE (h)-[:{rel_type}{values}]->(t)", table, what, retry_cypher=retry,
-                            params_of=grouped_edge_params)
+        create = f"{match}CREATE (h)-[:{rel_type}{values}]->(t)"
+        if streams <= 1 or table.num_rows <= self.batch_size:
+            self._write_columns(create, table, what, retry_cypher=retry, params_of=grouped_edge_params)
+            return
+        sources = table.column("from")
+        stream = pc.index_in(sources, value_set=pc.unique(sources)).to_numpy() % streams
+        with ThreadPoolExecutor(streams, thread_name_prefix="kgrec-neo4j-write") as pool:
+            futures = [pool.submit(self._write_columns, create, table.filter(pa.array(stream == i)), what, None,
+                                   retry, grouped_edge_params) for i in range(streams)]
+            for future in futures:
+                future.result()
 
     def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
                              what: str) -> None:
