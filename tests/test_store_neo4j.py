@@ -16,6 +16,7 @@ import pytest
 import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
+from kgrec.graph_schema import neo4j_ddl
 from kgrec.store.neo4j_store import (Neo4jStore, column_params, grouped_edge_params, neo4j_type,
                                      supports_dynamic_types)
 
@@ -145,6 +146,23 @@ def test_relation_types_are_sanitised() -> None:
     assert neo4j_type("x`]->() DETACH DELETE n //") == "X_DETACH_DELETE_N"
     assert neo4j_type("interacted") == "RELATED"  # never one of the fixed types
     assert neo4j_type("9lives") == "R_9LIVES"
+
+
+def test_schema_created_where_missing(clean_neo4j: str, neo4j_driver, small) -> None:
+    """The first write creates every constraint and index; a later store recreates one dropped."""
+    def names() -> set[str]:
+        return {r[0] for q in ("SHOW CONSTRAINTS YIELD name", "SHOW INDEXES YIELD name")
+                for r in neo4j_driver.execute_query(q).records}
+    wanted = {re.search(r"(?:CONSTRAINT|INDEX) (\w+)", stmt)[1] for stmt in neo4j_ddl()}
+    assert not wanted & names()
+    with kgrec.open_store(clean_neo4j) as s:
+        s.write_graph(small)
+    assert wanted <= names()
+    neo4j_driver.execute_query("DROP INDEX entity_kind")
+    with kgrec.open_store(clean_neo4j) as s:
+        s.write_graph(small)
+        assert sup.graph_counts(s.counts()) == sup.source_counts(small)
+    assert wanted <= names()
 
 
 def test_knowledge_edges_on_servers_without_dynamic_types(clean_neo4j: str, small) -> None:

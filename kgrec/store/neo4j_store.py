@@ -58,6 +58,7 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_BATCH = 10_000
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
 _SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+_DDL_NAME = re.compile(r"CREATE (?:CONSTRAINT|INDEX) (\w+) IF NOT EXISTS")
 #: a batch of edges arrives as one list parameter per column; row k of the batch is $column[k]
 ROWS = "UNWIND range(0, size($from) - 1) AS k"
 #: a batch of edges grouped by source (see grouped_edge_params): one head lookup per source, not per edge
@@ -269,10 +270,18 @@ class Neo4jStore(GraphStore):
             raise StoreError(f"{self.uri}: {what} failed: {exc.code}: {exc.message}") from None
 
     def _ensure_schema(self) -> None:
+        """Create the constraints and indexes of :func:`neo4j_ddl` that the server lacks (by name:
+        one read, instead of seven schema commands planned anew at every open)."""
         if self._schema_ready:
             return
+        try:
+            existing = self._run_read(lambda tx: {r[0] for q in ("SHOW CONSTRAINTS YIELD name", "SHOW INDEXES YIELD name")
+                                                  for r in tx.run(q)}, "listing constraints and indexes")
+        except StoreError:  # a user who may not list them: every command, each a no-op where it exists
+            existing = set()
         for stmt in neo4j_ddl():
-            self._run_write(lambda tx, s=stmt: tx.run(s).consume(), "creating constraints and indexes")
+            if _DDL_NAME.match(stmt)[1] not in existing:
+                self._run_write(lambda tx, s=stmt: tx.run(s).consume(), "creating constraints and indexes")
         self._schema_ready = True
 
     def _batches(self, rows: list[Any], size: int) -> Iterator[list[Any]]:
