@@ -8,9 +8,10 @@
   it removes the graph's edges first, then ``CREATE``s them between nodes found by element id
   (read once per label after the nodes are written: cheaper for the server than two ``id``
   index seeks per edge). A batch that the driver retries (its first attempt may have committed
-  before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated. Interaction
-  edges are written by ``parallel_writes`` transactions at once (2 by default), each for its own
-  users; a deadlock between them costs one retried batch.
+  before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated. Up to
+  ``parallel_writes`` transactions (2 by default) run at once: the node labels, the interaction
+  edges (each thread its own users), the knowledge edges per node-label pair. A deadlock between
+  them costs one retried batch.
 - The driver packs parameters in pure Python (a few microseconds per value, so 384-d embeddings
   cost more on the client than on the server) unless the ``neo4j-rust-ext`` package is installed,
   which it then uses by itself.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import os
 import re
+import concurrent.futures
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -166,8 +168,8 @@ class Neo4jStore(GraphStore):
 
     ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
     retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
-    number of rows per ``UNWIND`` transaction; ``parallel_writes`` the number of transactions that
-    write interaction edges at once, each for its own users (see :meth:`_write_edges`). ``dynamic_types``: whether the server takes a
+    number of rows per ``UNWIND`` transaction; ``parallel_writes`` the most transactions that
+    ``write_graph`` runs at once (a transaction runs on one server thread; see :meth:`_write_edges`). ``dynamic_types``: whether the server takes a
     relationship type as an expression (Neo4j 5.26+); knowledge edges of every type between two
     node labels are then written by one query instead of one per type.
     """
@@ -368,32 +370,50 @@ class Neo4jStore(GraphStore):
                                  "removing old knowledge edges")
             # 2. nodes the store lacks are created, the others updated; 3. nodes the graph lacks go
             # (with their edges)
-            stored: dict[str, NodeIds] = {}
-            for label, table in tables.nodes.items():
-                before = self._node_ids(label)
-                self._write_nodes(label, table, before)
-                stale = before.ids.filter(pc.invert(pc.is_in(before.ids, value_set=table.column("id").combine_chunks())))
-                for batch in self._batches(sorted(stale.to_pylist()), self.batch_size):
-                    self._run_write(lambda tx, b=batch: tx.run(
-                        f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=b).consume(),
-                        f"removing {label} nodes that the graph no longer has")
-                stored[label] = self._node_ids(label)
+            # (with their edges); the labels are independent, so several at once
+            labels = list(tables.nodes)
+            stored = dict(zip(labels, self._in_parallel(
+                [lambda label=label: self._replace_nodes(label, tables.nodes[label]) for label in labels])))
             # 4. edges: the graph's edges were all removed in step 1 and the tables hold no
             # duplicates, so CREATE; a retried batch MERGEs instead (it may have committed).
             # End nodes are found by element id (about 40% less server time than two id index
             # seeks per edge); grouped by source, one head lookup per source (15-25% less than per edge).
             self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions",
                               streams=self.parallel_writes)
+            writes = []
             for (head, tail), table in tables.knowledge.items():
                 types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
                 if self.dynamic_types:  # one query (and one plan) per node-label pair, not per type
-                    self._write_edges(None, head, tail, table.append_column("type", types), stored,
-                                      f"writing {head}-{tail} knowledge edges")
+                    writes.append(lambda h=head, t=tail, e=table.append_column("type", types): self._write_edges(
+                        None, h, t, e, stored, f"writing {h}-{t} knowledge edges"))
                     continue
-                for t in sorted(set(types.to_pylist())):
-                    self._write_edges(t, head, tail, table.filter(pc.equal(types, t)), stored, f"writing {t} edges")
+                writes += [lambda h=head, t=tail, r=rel, e=table.filter(pc.equal(types, rel)): self._write_edges(
+                    r, h, t, e, stored, f"writing {r} edges") for rel in sorted(set(types.to_pylist()))]
+            self._in_parallel(writes)
             self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+
+    def _in_parallel(self, writes: list[Callable[[], Any]]) -> list[Any]:
+        """Run ``writes`` on up to ``parallel_writes`` threads (each its own transactions); their
+        results in order. The first error is raised once every write has ended."""
+        if self.parallel_writes <= 1 or len(writes) <= 1:
+            return [write() for write in writes]
+        with ThreadPoolExecutor(min(self.parallel_writes, len(writes)), thread_name_prefix="kgrec-neo4j-write") as pool:
+            futures = [pool.submit(write) for write in writes]
+            concurrent.futures.wait(futures)
+        return [future.result() for future in futures]
+
+    def _replace_nodes(self, label: str, table: pa.Table) -> NodeIds:
+        """Write ``table``'s ``label`` nodes, delete the stored ones it lacks (with their edges);
+        the stored nodes after that."""
+        before = self._node_ids(label)
+        self._write_nodes(label, table, before)
+        stale = before.ids.filter(pc.invert(pc.is_in(before.ids, value_set=table.column("id").combine_chunks())))
+        for batch in self._batches(sorted(stale.to_pylist()), self.batch_size):
+            self._run_write(lambda tx, b=batch: tx.run(
+                f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=b).consume(),
+                f"removing {label} nodes that the graph no longer has")
+        return self._node_ids(label)
 
     def _write_nodes(self, label: str, table: pa.Table, stored: NodeIds) -> None:
         """Write ``table``'s nodes: ``CREATE`` those whose id the store lacks (a retried batch
@@ -447,11 +467,8 @@ class Neo4jStore(GraphStore):
             return
         sources = table.column("from")
         stream = pc.index_in(sources, value_set=pc.unique(sources)).to_numpy() % streams
-        with ThreadPoolExecutor(streams, thread_name_prefix="kgrec-neo4j-write") as pool:
-            futures = [pool.submit(self._write_columns, create, table.filter(pa.array(stream == i)), what, None,
-                                   retry, grouped_edge_params) for i in range(streams)]
-            for future in futures:
-                future.result()
+        self._in_parallel([lambda part=table.filter(pa.array(stream == i)): self._write_columns(
+            create, part, what, retry_cypher=retry, params_of=grouped_edge_params) for i in range(streams)])
 
     def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
                              what: str) -> None:
