@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import os
 import re
-import concurrent.futures
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -168,9 +167,10 @@ class Neo4jStore(GraphStore):
     ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
     retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
     number of rows per ``UNWIND`` transaction; ``parallel_writes`` the most transactions that
-    ``write_graph`` runs at once (a transaction runs on one server thread; see :meth:`_write_edges`). ``dynamic_types``: whether the server takes a
-    relationship type as an expression (Neo4j 5.26+); knowledge edges of every type between two
-    node labels are then written by one query instead of one per type.
+    ``write_graph`` runs at once (a transaction runs on one server thread; see
+    :meth:`_write_edges`). ``dynamic_types``: whether the server takes a relationship type as an
+    expression (Neo4j 5.26+); knowledge edges of every type between two node labels are then
+    written by one query instead of one per type.
     """
 
     def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
@@ -276,8 +276,9 @@ class Neo4jStore(GraphStore):
         if self._schema_ready:
             return
         try:
-            existing = self._run_read(lambda tx: {r[0] for q in ("SHOW CONSTRAINTS YIELD name", "SHOW INDEXES YIELD name")
-                                                  for r in tx.run(q)}, "listing constraints and indexes")
+            existing = self._run_read(lambda tx: {r[0] for q in ("SHOW CONSTRAINTS YIELD name",
+                                                                 "SHOW INDEXES YIELD name") for r in tx.run(q)},
+                                      "listing constraints and indexes")
         except StoreError:  # a user who may not list them: every command, each a no-op where it exists
             existing = set()
         for stmt in neo4j_ddl():
@@ -368,7 +369,6 @@ class Neo4jStore(GraphStore):
                 self._delete_all(f"MATCH ()-[r:{'|'.join(types)}]->() WHERE r.relation IS NOT NULL",
                                  "removing old knowledge edges")
             # 2. nodes the store lacks are created, the others updated; 3. nodes the graph lacks go
-            # (with their edges)
             # (with their edges); the labels are independent, so several at once
             labels = list(tables.nodes)
             stored = dict(zip(labels, self._in_parallel(
@@ -395,9 +395,10 @@ class Neo4jStore(GraphStore):
         results in order. The first error is raised once every write has ended."""
         if self.parallel_writes <= 1 or len(writes) <= 1:
             return [write() for write in writes]
-        with ThreadPoolExecutor(min(self.parallel_writes, len(writes)), thread_name_prefix="kgrec-neo4j-write") as pool:
+        threads = min(self.parallel_writes, len(writes))
+        with ThreadPoolExecutor(threads, thread_name_prefix="kgrec-neo4j-write") as pool:
             futures = [pool.submit(write) for write in writes]
-            concurrent.futures.wait(futures)
+            wait(futures)
         return [future.result() for future in futures]
 
     def _replace_nodes(self, label: str, table: pa.Table) -> NodeIds:
@@ -454,7 +455,8 @@ class Neo4jStore(GraphStore):
         rel_type = "$($type[k])" if rel is None else _safe(rel)
         values = " {" + ", ".join(f"{p}: ${p}[k]" for p in props) + "}" if props else ""
         match = (f"{GROUPED_EDGES} MATCH (h:{_safe(head)}) WHERE elementId(h) = $src[s] "
-                 f"UNWIND range($start[s], $start[s + 1] - 1) AS k MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
+                 "UNWIND range($start[s], $start[s + 1] - 1) AS k "
+                 f"MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
         if rel == "INTERACTED":  # one edge per (user, item): a retry merges on the pair
             retry = f"{match}MERGE (h)-[r:{rel}]->(t)" + (f" SET r +={values}" if props else "")
         else:  # a knowledge edge is identified by its relation too
