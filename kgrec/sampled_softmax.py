@@ -56,14 +56,15 @@ class _MaskedLogSumExp(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # float32 under bf16 autocast
     def forward(ctx, scores: Tensor, keep: Tensor, offset: Tensor | None, plain: bool):  # type: ignore[override]
-        p, lse = _softmax_rows(scores, keep.to(scores.dtype), offset)
+        keep = keep.to(scores.dtype)
+        p, lse = _softmax_rows(scores, keep, offset)
         ctx.save_for_backward(p)
         ctx.has_offset = offset is not None
         if not plain or offset is None:  # (masked_logsumexp_pair always passes an offset)
             out = lse.new_empty(0)
         elif float(offset.max() - offset.min()) > OFFSET_SPREAD:
             # (with a wide offset range some kept p_uj would underflow: compute it directly)
-            out = _softmax_rows(scores, keep.to(scores.dtype), None)[1]
+            out = _softmax_rows(scores, keep, None)[1]
         else:
             low = offset.min()  # e^{-(o_j - min o)} <= 1
             out = lse + torch.log(p @ torch.exp(low - offset)) - low

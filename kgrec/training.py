@@ -143,8 +143,7 @@ class FitResult:
         self.device = torch.device(device)
         self.best_epoch: int | None = None
         self.stopped_early = False
-        self._cache: tuple[Tensor, list[Tensor]] | None = None
-        self._scoring: tuple[Tensor, Tensor] | None = None  # final_embeddings(), built with _cache
+        self._cache: tuple[Tensor, list[Tensor], tuple[Tensor, Tensor]] | None = None  # z, layers, scoring
 
     # ------------------------------------------------------------------ ids
     @property
@@ -160,15 +159,19 @@ class FitResult:
         return self.index.entity_ids
 
     # ------------------------------------------------------------------ inference
-    def _forward(self) -> tuple[Tensor, list[Tensor]]:
+    def _computed(self) -> tuple[Tensor, list[Tensor], tuple[Tensor, Tensor]]:
+        """``(z, layers, final_embeddings())`` of the model over ``graph``, until :meth:`invalidate`."""
         if self._cache is None:
             self.model.eval()
             with torch.no_grad():
                 z, layers = self.model(self.graph)
                 U, I = self.index.num_users, self.index.num_items
-                self._scoring = (self.model.user_output(z[:U]), self.model.item_output(z[U:U + I]))
-            self._cache = (z, layers)
+                self._cache = (z, layers, (self.model.user_output(z[:U]), self.model.item_output(z[U:U + I])))
         return self._cache
+
+    def _forward(self) -> tuple[Tensor, list[Tensor]]:
+        z, layers, _ = self._computed()
+        return z, layers
 
     def invalidate(self) -> None:
         """Drop the cached embeddings (after changing ``model`` or ``graph`` by hand)."""
@@ -179,9 +182,7 @@ class FitResult:
         ``item_ids``), the L2-normalised final representations, with the item bias appended
         (``d = dim + 1``, see :meth:`KGRecModel.item_output`) unless ``item_bias`` is off; the
         score is their dot product. Cached."""
-        self._forward()
-        assert self._scoring is not None
-        return self._scoring
+        return self._computed()[2]
 
     def entity_embeddings(self) -> Tensor:
         z, _ = self._forward()
@@ -670,7 +671,7 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
             lse_plain = masked_logsumexp(scores, keep)
     else:
         offset = None if bias is None else bias[cand]
-        if cold and offset is not None:  # the cold views compare cosines: they need the sum without too
+        if cold and offset is not None:  # the cold views compare cosines: they also need the sum without the bias
             lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, offset)
         else:
             lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)

@@ -409,7 +409,7 @@ class Neo4jStore(GraphStore):
         stale = before.ids.filter(pc.invert(pc.is_in(before.ids, value_set=table.column("id").combine_chunks())))
         for batch in self._batches(sorted(stale.to_pylist()), self.batch_size):
             self._run_write(lambda tx, b=batch: tx.run(
-                f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=b).consume(),
+                f"UNWIND $ids AS id MATCH (n:{_safe(label)} {{id: id}}) DETACH DELETE n", ids=_Column(b)).consume(),
                 f"removing {label} nodes that the graph no longer has")
         return self._node_ids(label)
 
