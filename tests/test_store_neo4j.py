@@ -17,7 +17,7 @@ import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
 from kgrec.graph_schema import neo4j_ddl
-from kgrec.store.neo4j_store import (Neo4jStore, column_params, grouped_edge_params, neo4j_type,
+from kgrec.store.neo4j_store import (Neo4jStore, column_params, concurrent_pairs, grouped_edge_params, neo4j_type,
                                      supports_dynamic_types)
 
 
@@ -186,19 +186,30 @@ def test_dynamic_types_from_the_server_version() -> None:
     assert not supports_dynamic_types("Memgraph/2.1") and not supports_dynamic_types("")
 
 
-def test_edge_parameters_grouped_by_source() -> None:
-    """Edges sorted by source: each distinct source once, with the range of its edges."""
-    edges = pa.table({"from": ["u1", "u1", "u2", "u3", "u3", "u3"], "to": list("abcdef"),
+def test_edge_parameters_grouped_by_target() -> None:
+    """Edges sorted by target: each distinct target once, with the range of its edges."""
+    edges = pa.table({"from": list("abcdef"), "to": ["i1", "i1", "i2", "i3", "i3", "i3"],
                       "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.5]})
     p = grouped_edge_params(edges)
-    assert p["src"] == ["u1", "u2", "u3"] and p["start"] == [0, 2, 3, 6]
-    assert p["to"] == list("abcdef") and p["rating"] == [1.0, 2.0, 3.0, 4.0, 5.0, 1.5]
-    assert "from" not in p
-    for s, source in enumerate(p["src"]):
-        assert {edges["to"][k].as_py() for k in range(p["start"][s], p["start"][s + 1])} == \
-            {t for f, t in zip(edges["from"].to_pylist(), edges["to"].to_pylist()) if f == source}
+    assert p["group"] == ["i1", "i2", "i3"] and p["start"] == [0, 2, 3, 6]
+    assert p["from"] == list("abcdef") and p["rating"] == [1.0, 2.0, 3.0, 4.0, 5.0, 1.5]
+    assert "to" not in p
+    for g, target in enumerate(p["group"]):
+        assert {edges["from"][k].as_py() for k in range(p["start"][g], p["start"][g + 1])} == \
+            {f for f, t in zip(edges["from"].to_pylist(), edges["to"].to_pylist()) if t == target}
     empty = grouped_edge_params(edges.slice(0, 0))
-    assert empty["src"] == [] and empty["start"] == [0]
+    assert empty["group"] == [] and empty["start"] == [0]
+
+
+def test_concurrent_pairs_share_no_head() -> None:
+    """Label pairs written at once share targets only: a head that is another pair's head or
+    tail (locked in no common order) waits for the second group."""
+    assert concurrent_pairs([("Item", "Entity"), ("User", "Entity")]) == ([("Item", "Entity"), ("User", "Entity")], [])
+    at_once, after = concurrent_pairs([("Item", "Entity"), ("Entity", "Entity"), ("User", "Entity"), ("Item", "User")])
+    assert at_once == [("Item", "Entity"), ("User", "Entity")]
+    assert after == [("Entity", "Entity"), ("Item", "User")]
+    assert concurrent_pairs([("Entity", "Item"), ("Item", "Entity")]) == ([("Entity", "Item")], [("Item", "Entity")])
+    assert concurrent_pairs([]) == ([], [])
 
 
 def test_column_parameters_have_a_short_repr() -> None:

@@ -9,8 +9,9 @@
   (read once per label after the nodes are written: cheaper for the server than two ``id``
   index seeks per edge). A batch that the driver retries (its first attempt may have committed
   before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated. Up to
-  ``parallel_writes`` transactions (2 by default) run at once: the node labels, and the
-  interaction edges (each thread its own users).
+  ``parallel_writes`` transactions (2 by default) run at once: the node labels, the
+  interaction edges (each thread its own users), the knowledge edges of label pairs that share
+  no head (see :func:`concurrent_pairs`).
 - The driver packs parameters in pure Python (a few microseconds per value, so 384-d embeddings
   cost more on the client than on the server) unless the ``neo4j-rust-ext`` package is installed,
   which it then uses by itself.
@@ -61,8 +62,8 @@ _SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 _DDL_NAME = re.compile(r"CREATE (?:CONSTRAINT|INDEX) (\w+) IF NOT EXISTS")
 #: a batch of edges arrives as one list parameter per column; row k of the batch is $column[k]
 ROWS = "UNWIND range(0, size($from) - 1) AS k"
-#: a batch of edges grouped by source (see grouped_edge_params): one head lookup per source, not per edge
-GROUPED_EDGES = "UNWIND range(0, size($src) - 1) AS s"
+#: a batch of edges grouped by target (see grouped_edge_params): one tail lookup per target, not per edge
+GROUPED_EDGES = "UNWIND range(0, size($group) - 1) AS g"
 
 
 def neo4j_type(relation: str) -> str:
@@ -139,14 +140,14 @@ def column_params(table: pa.Table) -> dict[str, list]:
 
 
 def grouped_edge_params(table: pa.Table) -> dict[str, list]:
-    """A slice of edges sorted by ``from`` as parameters for :data:`GROUPED_EDGES`: ``$src`` the
-    distinct sources in order, edges ``$start[s]`` to ``$start[s + 1] - 1`` leave ``$src[s]``,
-    and every other column (``$to``, properties) per edge."""
-    sources = table.column("from").to_numpy(zero_copy_only=False)
-    first = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]]) if len(sources) else np.zeros(0, np.int64)
-    params = column_params(table.drop_columns(["from"]))
-    params["src"] = _Column(sources[first].tolist())
-    params["start"] = _Column(np.r_[first, len(sources)].tolist())
+    """A slice of edges sorted by ``to`` as parameters for :data:`GROUPED_EDGES`: ``$group`` the
+    distinct targets in order, edges ``$start[g]`` to ``$start[g + 1] - 1`` end at ``$group[g]``,
+    and every other column (``$from``, properties) per edge."""
+    targets = table.column("to").to_numpy(zero_copy_only=False)
+    first = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]]) if len(targets) else np.zeros(0, np.int64)
+    params = column_params(table.drop_columns(["to"]))
+    params["group"] = _Column(targets[first].tolist())
+    params["start"] = _Column(np.r_[first, len(targets)].tolist())
     return params
 
 
@@ -157,8 +158,30 @@ def supports_dynamic_types(agent: str) -> bool:
     return version is not None and (int(version[1]), int(version[2])) >= (5, 26)
 
 
-def _by_source(table: pa.Table) -> pa.Table:
-    return table.sort_by([("from", "ascending"), ("to", "ascending")]) if table.num_rows else table
+def concurrent_pairs(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Node-label pairs ``(head, tail)`` of edges split into those whose edges may be written at
+    the same time (in order), and the rest (to write one after the other, afterwards).
+
+    Two transactions deadlock when each holds a node lock that the other waits for. Edges are
+    written sorted by target, so every transaction locks the targets it shares with the others in
+    the same order; heads are locked in no such order. A pair joins the first group when its
+    head is neither a head nor a tail of a pair already in it and its tail is no head there:
+    ``[(Item, Entity), (User, Entity)]`` run together, ``(Entity, Entity)`` after them."""
+    heads: set[str] = set()
+    tails: set[str] = set()
+    at_once, after = [], []
+    for head, tail in pairs:
+        if head in heads or head in tails or tail in heads or head == tail:
+            after.append((head, tail))
+            continue
+        at_once.append((head, tail))
+        heads.add(head)
+        tails.add(tail)
+    return at_once, after
+
+
+def _by_target(table: pa.Table) -> pa.Table:
+    return table.sort_by([("to", "ascending"), ("from", "ascending")]) if table.num_rows else table
 
 
 class Neo4jStore(GraphStore):
@@ -376,17 +399,15 @@ class Neo4jStore(GraphStore):
             # 4. edges: the graph's edges were all removed in step 1 and the tables hold no
             # duplicates, so CREATE; a retried batch MERGEs instead (it may have committed).
             # End nodes are found by element id (about 40% less server time than two id index
-            # seeks per edge); grouped by source, one head lookup per source (15-25% less than per edge).
+            # seeks per edge); grouped by target, one tail lookup per target (15-25% less than per edge).
             self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions",
                               streams=self.parallel_writes)
-            for (head, tail), table in tables.knowledge.items():
-                types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
-                if self.dynamic_types:  # one query (and one plan) per node-label pair, not per type
-                    self._write_edges(None, head, tail, table.append_column("type", types), stored,
-                                      f"writing {head}-{tail} knowledge edges")
-                    continue
-                for t in sorted(set(types.to_pylist())):
-                    self._write_edges(t, head, tail, table.filter(pc.equal(types, t)), stored, f"writing {t} edges")
+            # knowledge edges of label pairs that share no head, several pairs at once
+            at_once, after = concurrent_pairs(list(tables.knowledge))
+            self._in_parallel([lambda pair=pair: self._write_knowledge(pair, tables.knowledge[pair], stored)
+                               for pair in at_once])
+            for pair in after:
+                self._write_knowledge(pair, tables.knowledge[pair], stored)
             self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
@@ -430,6 +451,19 @@ class Neo4jStore(GraphStore):
                             table.filter(pc.invert(known)), f"writing {label} nodes", size, retry_cypher=merge)
         self._write_columns(merge, table.filter(known), f"writing {label} nodes", size)
 
+    def _write_knowledge(self, pair: tuple[str, str], table: pa.Table, stored: dict[str, NodeIds]) -> None:
+        """The knowledge edges from ``pair[0]`` to ``pair[1]`` nodes: typed by their relation (see
+        :func:`neo4j_type`), in one query for all types where the server takes the type as an
+        expression (one plan per label pair, not per type), else one query per type."""
+        head, tail = pair
+        types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
+        if self.dynamic_types:
+            self._write_edges(None, head, tail, table.append_column("type", types), stored,
+                              f"writing {head}-{tail} knowledge edges")
+            return
+        for t in sorted(set(types.to_pylist())):
+            self._write_edges(t, head, tail, table.filter(pc.equal(types, t)), stored, f"writing {t} edges")
+
     def _write_edges(self, rel: str | None, head: str, tail: str, table: pa.Table, stored: dict[str, NodeIds],
                      what: str, streams: int = 1) -> None:
         """``CREATE`` one ``rel`` edge per row of ``table`` (``from``, ``to``, properties) between
@@ -440,12 +474,14 @@ class Neo4jStore(GraphStore):
         ``streams`` > 1: the sources are dealt round-robin to that many threads, each writing its
         sources' edges in its own transactions, so that the server works on several at once (a
         transaction runs on one server thread). ML-100K's interactions on the 2-core test server:
-        1.26 s in one stream, 0.84 s in two (medians of 3). The threads share end nodes, so the
-        server may detect a deadlock (none in 16 such writes, two in one benchmark run of about
-        20 publishes); the driver then retries that batch, as a ``MERGE``, after about 1 s."""
+        1.26 s in one stream, 0.84 s in two (medians of 3). The threads share no source; every
+        transaction creates its edges sorted by target, so it locks the targets that it shares
+        with the others in the same order, and none holds a lock that another waits for while
+        waiting for one that the other holds (a deadlock: the server would fail one of them and
+        the driver retry it, as a ``MERGE``, after about 1 s)."""
         if table.num_rows == 0:
             return
-        table = _by_source(table)
+        table = _by_target(table)
         cols = {"from": stored[head].element_ids(table.column("from")),
                 "to": stored[tail].element_ids(table.column("to"))}
         props = [c for c in table.column_names
@@ -454,9 +490,9 @@ class Neo4jStore(GraphStore):
         table = pa.table({**cols, **{c: table.column(c) for c in per_row + props}})
         rel_type = "$($type[k])" if rel is None else _safe(rel)
         values = " {" + ", ".join(f"{p}: ${p}[k]" for p in props) + "}" if props else ""
-        match = (f"{GROUPED_EDGES} MATCH (h:{_safe(head)}) WHERE elementId(h) = $src[s] "
-                 "UNWIND range($start[s], $start[s + 1] - 1) AS k "
-                 f"MATCH (t:{_safe(tail)}) WHERE elementId(t) = $to[k] ")
+        match = (f"{GROUPED_EDGES} MATCH (t:{_safe(tail)}) WHERE elementId(t) = $group[g] "
+                 "UNWIND range($start[g], $start[g + 1] - 1) AS k "
+                 f"MATCH (h:{_safe(head)}) WHERE elementId(h) = $from[k] ")
         if rel == "INTERACTED":  # one edge per (user, item): a retry merges on the pair
             retry = f"{match}MERGE (h)-[r:{rel}]->(t)" + (f" SET r +={values}" if props else "")
         else:  # a knowledge edge is identified by its relation too
