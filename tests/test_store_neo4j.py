@@ -17,7 +17,7 @@ import kgrec
 import store_support as sup
 from kgrec.errors import StoreError
 from kgrec.graph_schema import neo4j_ddl
-from kgrec.store.neo4j_store import (Neo4jStore, column_params, concurrent_pairs, grouped_edge_params, neo4j_type,
+from kgrec.store.neo4j_store import (DEFAULT_RETRY_DELAY, Neo4jStore, column_params, grouped_edge_params, neo4j_type,
                                      supports_dynamic_types)
 
 
@@ -201,15 +201,12 @@ def test_edge_parameters_grouped_by_target() -> None:
     assert empty["group"] == [] and empty["start"] == [0]
 
 
-def test_concurrent_pairs_share_no_head() -> None:
-    """Label pairs written at once share targets only: a head that is another pair's head or
-    tail (locked in no common order) waits for the second group."""
-    assert concurrent_pairs([("Item", "Entity"), ("User", "Entity")]) == ([("Item", "Entity"), ("User", "Entity")], [])
-    at_once, after = concurrent_pairs([("Item", "Entity"), ("Entity", "Entity"), ("User", "Entity"), ("Item", "User")])
-    assert at_once == [("Item", "Entity"), ("User", "Entity")]
-    assert after == [("Entity", "Entity"), ("Item", "User")]
-    assert concurrent_pairs([("Entity", "Item"), ("Item", "Entity")]) == ([("Entity", "Item")], [("Item", "Entity")])
-    assert concurrent_pairs([]) == ([], [])
+def test_retry_delay_reaches_the_driver(neo4j_uri: str) -> None:
+    """A batch that meets a deadlock is retried after retry_delay, not after the driver's 1 s."""
+    with kgrec.open_store(neo4j_uri, retry_delay=0.05) as s, s._session() as session:
+        assert session._config.initial_retry_delay == 0.05
+    with kgrec.open_store(neo4j_uri) as s, s._session() as session:
+        assert session._config.initial_retry_delay == DEFAULT_RETRY_DELAY < 1.0
 
 
 def test_column_parameters_have_a_short_repr() -> None:

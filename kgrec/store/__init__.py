@@ -43,7 +43,7 @@ def open_store(uri: str | os.PathLike = DEFAULT_PATH, *, user: str | None = None
     ``options``
         passed to the store class (:class:`~kgrec.store.embedded.EmbeddedStore`:
         ``buffer_pool_size``, ``max_num_threads``; :class:`~kgrec.store.neo4j_store.Neo4jStore`:
-        ``batch_size``, ``max_retry_time``, ``atomic_rows``, ``parallel_writes``).
+        ``batch_size``, ``max_retry_time``, ``retry_delay``, ``atomic_rows``, ``parallel_writes``).
 
     Raises :class:`StoreError` naming the file or URI when the store cannot be opened.
     """

@@ -10,8 +10,9 @@
   index seeks per edge). A batch that the driver retries (its first attempt may have committed
   before the connection dropped) runs as ``MERGE``, so nothing is ever duplicated. Up to
   ``parallel_writes`` transactions (2 by default) run at once: the node labels, the
-  interaction edges (each thread its own users), the knowledge edges of label pairs that share
-  no head (see :func:`concurrent_pairs`).
+  interaction edges (each thread its own users), the knowledge edges of each node-label pair.
+  Concurrent writes can deadlock on the server (see :meth:`Neo4jStore._write_edges`); the
+  driver retries the failed batch after ``retry_delay`` (0.1 s; the driver's default is 1 s).
 - The driver packs parameters in pure Python (a few microseconds per value, so 384-d embeddings
   cost more on the client than on the server) unless the ``neo4j-rust-ext`` package is installed,
   which it then uses by itself.
@@ -57,6 +58,7 @@ from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, NODE_TABLES, RESERVED_TYPES, G
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_BATCH = 10_000
+DEFAULT_RETRY_DELAY = 0.1  # seconds before a failed write is first retried (a deadlock is over at once)
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
 _SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 _DDL_NAME = re.compile(r"CREATE (?:CONSTRAINT|INDEX) (\w+) IF NOT EXISTS")
@@ -158,28 +160,6 @@ def supports_dynamic_types(agent: str) -> bool:
     return version is not None and (int(version[1]), int(version[2])) >= (5, 26)
 
 
-def concurrent_pairs(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Node-label pairs ``(head, tail)`` of edges split into those whose edges may be written at
-    the same time (in order), and the rest (to write one after the other, afterwards).
-
-    Two transactions deadlock when each holds a node lock that the other waits for. Edges are
-    written sorted by target, so every transaction locks the targets it shares with the others in
-    the same order; heads are locked in no such order. A pair joins the first group when its
-    head is neither a head nor a tail of a pair already in it and its tail is no head there:
-    ``[(Item, Entity), (User, Entity)]`` run together, ``(Entity, Entity)`` after them."""
-    heads: set[str] = set()
-    tails: set[str] = set()
-    at_once, after = [], []
-    for head, tail in pairs:
-        if head in heads or head in tails or tail in heads or head == tail:
-            after.append((head, tail))
-            continue
-        at_once.append((head, tail))
-        heads.add(head)
-        tails.add(tail)
-    return at_once, after
-
-
 def _by_target(table: pa.Table) -> pa.Table:
     return table.sort_by([("to", "ascending"), ("from", "ascending")]) if table.num_rows else table
 
@@ -188,7 +168,9 @@ class Neo4jStore(GraphStore):
     """A graph store on a Neo4j 5 server. See the module docstring for guarantees.
 
     ``timeout`` bounds connecting (default 5 s); ``max_retry_time`` bounds how long one batch is
-    retried across lost connections / a restarting server (default 30 s); ``batch_size`` is the
+    retried across lost connections / a restarting server / deadlocks (default 30 s), with delays
+    from ``retry_delay`` (0.1 s) doubling between attempts (where the driver takes the setting:
+    ``initial_retry_delay``, undocumented; else its default, 1 s); ``batch_size`` is the
     number of rows per ``UNWIND`` transaction; ``parallel_writes`` the most transactions that
     ``write_graph`` runs at once (a transaction runs on one server thread; see
     :meth:`_write_edges`). ``dynamic_types``: whether the server takes a relationship type as an
@@ -199,7 +181,7 @@ class Neo4jStore(GraphStore):
     def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
                  database: str | None = None, timeout: float | None = None, read_only: bool = False,
                  batch_size: int = DEFAULT_BATCH, max_retry_time: float = 30.0, atomic_rows: int = 200_000,
-                 parallel_writes: int = 2) -> None:
+                 parallel_writes: int = 2, retry_delay: float = DEFAULT_RETRY_DELAY) -> None:
         neo4j = _neo4j()
         self.uri = uri
         self.read_only = read_only
@@ -213,10 +195,15 @@ class Neo4jStore(GraphStore):
         password = password if password is not None else os.environ.get("NEO4J_PASSWORD")
         auth = None if user is None and password is None else neo4j.basic_auth(user or "neo4j", password or "")
         timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        config = dict(auth=auth, connection_timeout=timeout, connection_acquisition_timeout=timeout + 5,
+                      max_transaction_retry_time=max_retry_time, liveness_check_timeout=30.0)
         try:
-            self._driver = neo4j.GraphDatabase.driver(
-                uri, auth=auth, connection_timeout=timeout, connection_acquisition_timeout=timeout + 5,
-                max_transaction_retry_time=max_retry_time, liveness_check_timeout=30.0)
+            try:  # the first retry's delay is a setting the driver does not document (and may drop)
+                self._driver = neo4j.GraphDatabase.driver(uri, initial_retry_delay=float(retry_delay), **config)
+            except neo4j.exceptions.ConfigurationError as exc:
+                if "initial_retry_delay" not in str(exc):
+                    raise
+                self._driver = neo4j.GraphDatabase.driver(uri, **config)
         except (neo4j.exceptions.ConfigurationError, ValueError) as exc:
             raise StoreError(f"{uri}: not a usable Neo4j URI ({exc}). Fix: use bolt://host:7687 or "
                              "neo4j://host:7687") from None
@@ -402,12 +389,8 @@ class Neo4jStore(GraphStore):
             # seeks per edge); grouped by target, one tail lookup per target (15-25% less than per edge).
             self._write_edges("INTERACTED", "User", "Item", tables.interactions, stored, "writing interactions",
                               streams=self.parallel_writes)
-            # knowledge edges of label pairs that share no head, several pairs at once
-            at_once, after = concurrent_pairs(list(tables.knowledge))
             self._in_parallel([lambda pair=pair: self._write_knowledge(pair, tables.knowledge[pair], stored)
-                               for pair in at_once])
-            for pair in after:
-                self._write_knowledge(pair, tables.knowledge[pair], stored)
+                               for pair in tables.knowledge])
             self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
@@ -474,11 +457,12 @@ class Neo4jStore(GraphStore):
         ``streams`` > 1: the sources are dealt round-robin to that many threads, each writing its
         sources' edges in its own transactions, so that the server works on several at once (a
         transaction runs on one server thread). ML-100K's interactions on the 2-core test server:
-        1.26 s in one stream, 0.84 s in two (medians of 3). The threads share no source; every
-        transaction creates its edges sorted by target, so it locks the targets that it shares
-        with the others in the same order, and none holds a lock that another waits for while
-        waiting for one that the other holds (a deadlock: the server would fail one of them and
-        the driver retry it, as a ``MERGE``, after about 1 s)."""
+        1.26 s in one stream, 0.84 s in two (medians of 3). The server may detect a deadlock
+        between them, fail one transaction and the driver retry it (as a ``MERGE``): with the
+        threads split by source, two of nine ML-100K publishes of one benchmark run met one; with
+        two threads that touched no common node (sources and targets split into blocks, written
+        in rounds) two of 14, on a relationship lock taken at commit. The retry waits
+        ``retry_delay``, not the driver's default 1 s."""
         if table.num_rows == 0:
             return
         table = _by_target(table)
