@@ -12,7 +12,7 @@ import pytest
 import kgrec
 import store_support as sup
 from kgrec.errors import DataError, StoreError
-from kgrec.store.embedded import EmbeddedStore
+from kgrec.store.embedded import EmbeddedStore, literal_final_limit
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,22 @@ def test_open_errors_name_the_location(tmp_path: Path) -> None:
     junk.write_bytes(b"not a database" * 1000)
     with pytest.raises(StoreError, match="junk.db cannot be opened"):
         kgrec.open_store(junk)
+
+
+def test_only_a_final_integer_limit_is_written_into_the_statement() -> None:
+    """ladybug plans a parameterised LIMIT again at every run: a final LIMIT $n with an int n >= 0
+    becomes a literal; any other value, or a LIMIT before the last clause, stays a parameter."""
+    q = "MATCH (i:Item) RETURN i.id AS item ORDER BY item LIMIT $n"
+    assert literal_final_limit(q, {"n": 20}) == "MATCH (i:Item) RETURN i.id AS item ORDER BY item LIMIT 20"
+    assert literal_final_limit(q + " ;\n", {"n": 0}).endswith("LIMIT 0")
+    assert literal_final_limit(q.replace("LIMIT", "limit"), {"n": 3}).endswith("LIMIT 3")
+    for value in (True, -1, 2.0, "5", "5; MATCH (n) DETACH DELETE n", None, [1]):
+        assert literal_final_limit(q, {"n": value}) == q
+    assert literal_final_limit(q, {}) == q
+    inner = "MATCH (i:Item) WITH i LIMIT $n RETURN i.id AS item"
+    assert literal_final_limit(inner, {"n": 2}) == inner
+    quoted = "RETURN 'LIMIT $n' AS text"
+    assert literal_final_limit(quoted, {"n": 2}) == quoted
 
 
 def test_prepared_queries_follow_parameter_types_and_new_graphs(tmp_path: Path) -> None:
