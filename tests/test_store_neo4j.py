@@ -207,6 +207,9 @@ def test_retry_delay_reaches_the_driver(neo4j_uri: str) -> None:
         assert session._config.initial_retry_delay == 0.05
     with kgrec.open_store(neo4j_uri) as s, s._session() as session:
         assert session._config.initial_retry_delay == DEFAULT_RETRY_DELAY < 1.0
+    for bad in (-0.1, "0.1", None, float("nan")):
+        with pytest.raises(ValueError, match="retry_delay"):
+            kgrec.open_store(neo4j_uri, retry_delay=bad)
 
 
 def test_column_parameters_have_a_short_repr() -> None:

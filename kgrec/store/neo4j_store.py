@@ -189,6 +189,8 @@ class Neo4jStore(GraphStore):
         self.batch_size = int(batch_size)
         self.atomic_rows = int(atomic_rows)
         self.parallel_writes = max(1, int(parallel_writes))
+        if not isinstance(retry_delay, (int, float)) or isinstance(retry_delay, bool) or not 0 <= retry_delay < 60:
+            raise ValueError(f"retry_delay must be a number of seconds from 0 to 60 (got {retry_delay!r})")
         self._lock = threading.RLock()
         self._schema_ready = False
         user = user if user is not None else os.environ.get("NEO4J_USER")
