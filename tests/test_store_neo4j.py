@@ -18,7 +18,7 @@ import store_support as sup
 from kgrec.errors import StoreError
 from kgrec.graph_schema import neo4j_ddl
 from kgrec.store.neo4j_store import (DEFAULT_RETRY_DELAY, Neo4jStore, column_params, grouped_edge_params, neo4j_type,
-                                     supports_dynamic_types)
+                                     neo4j_types, supports_dynamic_types)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,9 @@ def test_relation_types_are_sanitised() -> None:
     assert neo4j_type("x`]->() DETACH DELETE n //") == "X_DETACH_DELETE_N"
     assert neo4j_type("interacted") == "RELATED"  # never one of the fixed types
     assert neo4j_type("9lives") == "R_9LIVES"
+    rows = ["film.film.genre", "9lives", "has genre", "film.film.genre", "INTERACTED", "has genre"]
+    for relations in (pa.array(rows), pa.chunked_array([rows[:2], rows[2:]])):
+        assert neo4j_types(relations).to_pylist() == [neo4j_type(r) for r in rows]
 
 
 def test_schema_created_where_missing(clean_neo4j: str, neo4j_driver, small) -> None:

