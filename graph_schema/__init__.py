@@ -1,9 +1,10 @@
 """kgrec's graph schema, as data (``schema.json``) plus what is generated from it.
 
 Node labels: ``User``, ``Item``, ``Entity`` (attributes and KG entities; ``kind`` says which:
-genre, tag, artist, occupation, kg...). Relationship types: ``INTERACTED`` (user -> item with
-rating / weight / timestamp), ``RELATED`` (every knowledge edge, its source relation name in
-the ``relation`` property), ``RECOMMENDED`` (score, rank, model) and ``EXPLAINS``.
+genre, tag, artist, occupation, kg...) and ``Model`` (a model's recommendation totals).
+Relationship types: ``INTERACTED`` (user -> item with rating / weight / timestamp), ``RELATED``
+(every knowledge edge, its source relation name in the ``relation`` property), ``RECOMMENDED``
+(score, rank, model), ``EXPLAINS`` and ``RECOMMENDS`` (model -> item: users, mean score and rank).
 
 The Cypher DDL for each store and the RDF vocabulary are generated here from the schema;
 ``ladybug.cypher``, ``neo4j.cypher`` and ``vocabulary.ttl`` beside this file are the same text

@@ -187,7 +187,8 @@ def explanation_paths(store: GraphStore, user: str, item: str, model: str | None
 def top_recommended(store: GraphStore, model: str, limit: int = 20) -> pd.DataFrame:
     """The items model ``model`` recommends most: columns ``item_id``, ``name``,
     ``recommendations`` (how many users got it), ``share`` (of all the model's recommendations),
-    ``mean_score``, ``mean_rank``."""
+    ``mean_score``, ``mean_rank``. Read from the model's summary (``Model`` node and its
+    ``RECOMMENDS`` edges), which the store keeps equal to its ``RECOMMENDED`` edges."""
     if not model:
         raise ValueError("model is empty; name the model whose recommendations to count")
     df = run_query(store, "top_recommended", model=model, limit=_limit(limit, "limit"))
@@ -200,10 +201,7 @@ def top_recommended(store: GraphStore, model: str, limit: int = 20) -> pd.DataFr
 def recommendation_coverage(store: GraphStore, model: str) -> pd.DataFrame:
     """One row: ``model``, ``recommendations``, ``users`` served, ``items`` recommended,
     ``catalog_items`` and ``coverage`` = items / catalog_items."""
-    df = run_query(store, "recommendation_coverage", model=model)
-    if df.empty:  # no recommendation matched: the aggregation has no group
-        catalog = store.query("MATCH (i:Item) RETURN count(i) AS n")["n"].iloc[0]
-        df = pd.DataFrame({"catalog_items": [catalog], "recommendations": [0], "users": [0], "items": [0]})
+    df = run_query(store, "recommendation_coverage", model=model)  # one row, zeros for an unknown model
     out = df.astype({"catalog_items": "int64", "recommendations": "int64", "users": "int64", "items": "int64"})
     out.insert(0, "model", model)
     out["coverage"] = out["items"] / out["catalog_items"].where(out["catalog_items"] > 0, 1)

@@ -136,9 +136,29 @@ def check_round_trip(store, kg: KnowledgeGraph, write: bool = True) -> None:
     assert_same_heterodata(back, kg)
 
 
+def assert_model_summaries(store, recs: dict[str, pd.DataFrame]) -> None:
+    """The store's model summaries (Model nodes, RECOMMENDS edges) are exactly those of ``recs``
+    (model -> its recommendations), aggregated here with pandas."""
+    models = store.query("MATCH (m:Model) RETURN m.id AS model, m.recommendations AS recommendations, "
+                         "m.users AS users, m.items AS items ORDER BY model")
+    want = pd.DataFrame([(m, len(r), r["user_id"].nunique(), r["item_id"].nunique()) for m, r in sorted(recs.items())],
+                        columns=["model", "recommendations", "users", "items"])
+    assert models.astype(str).values.tolist() == want.astype(str).values.tolist()
+    got = store.query("MATCH (m:Model)-[s:RECOMMENDS]->(i:Item) RETURN m.id AS model, i.id AS item_id, "
+                      "s.users AS users, s.mean_score AS mean_score, s.mean_rank AS mean_rank")
+    got = got.sort_values(["model", "item_id"]).reset_index(drop=True)
+    want = pd.concat([r.groupby("item_id").agg(users=("user_id", "size"), mean_score=("score", "mean"),
+                                               mean_rank=("rank", "mean")).reset_index().assign(model=m)
+                      for m, r in recs.items()] or [pd.DataFrame(columns=got.columns)], ignore_index=True)
+    want = want.sort_values(["model", "item_id"]).reset_index(drop=True)
+    assert got[["model", "item_id"]].values.tolist() == want[["model", "item_id"]].values.tolist()
+    assert got["users"].astype(int).tolist() == want["users"].astype(int).tolist()
+    assert np.allclose(got[["mean_score", "mean_rank"]].to_numpy(float), want[["mean_score", "mean_rank"]].to_numpy(float))
+
+
 def check_idempotent_and_replacing(store, kg: KnowledgeGraph) -> None:
     """Same graph twice -> same counts; a smaller graph replaces it, keeping the recommendations
-    and explanations whose nodes remain."""
+    and explanations whose nodes remain, and the model summaries count only those."""
     store.write_graph(kg)
     store.write_graph(kg)
     assert graph_counts(store.counts()) == source_counts(kg)
@@ -146,13 +166,22 @@ def check_idempotent_and_replacing(store, kg: KnowledgeGraph) -> None:
     store.write_recommendations(recs, "m")
     ex = explanations(recs.head(10), kg)  # some paths run through the last user
     store.write_explanations(ex, "m")
+    last = set(kg.users["user_id"].astype(str).tolist()[-15:])
+    tail = recommendations(kg, k=4, seed=9)
+    tail = tail[tail["user_id"].isin(last)]  # 10 of its 15 users are about to go
+    store.write_recommendations(tail, "tail")
+    assert_model_summaries(store, {"m": recs, "tail": tail})
 
     small = subgraph(kg, len(kg.users) - 10)  # the last 10 users go
     keep_users = set(small.users["user_id"].astype(str))
     store.write_graph(small)
     counts = store.counts()
     assert graph_counts(counts) == source_counts(small)
-    assert counts["recommendations"] == int(recs["user_id"].isin(keep_users).sum()) == len(recs)
+    tail_kept = tail[tail["user_id"].isin(keep_users)]
+    assert 0 < len(tail_kept) < len(tail)
+    assert counts["recommendations"] == int(recs["user_id"].isin(keep_users).sum()) + len(tail_kept) \
+        == len(recs) + len(tail_kept)
+    assert_model_summaries(store, {"m": recs, "tail": tail_kept})
     gone = (ex["node_type"] == "user") & ~ex["node_id"].isin(keep_users)
     assert gone.any() and counts["explanations"] == int((~gone).sum())  # edges to removed nodes went with them
     assert_same_graph(store.read_graph(), small)
@@ -172,6 +201,7 @@ def check_recommendations(store, kg: KnowledgeGraph) -> None:
     store.write_recommendations(a2, "model-a")
     assert store.counts()["recommendations"] == len(a2) + len(b)
     assert store.models() == ["model-a", "model-b"]
+    assert_model_summaries(store, {"model-a": a2, "model-b": b})
     got = store.query("MATCH (u:User {id: $u})-[r:RECOMMENDED]->(i:Item) WHERE r.model = $m "
                       "RETURN i.id AS item, r.score AS score, r.rank AS rank ORDER BY rank", u="1", m="model-a")
     want = a2[a2["user_id"] == "1"].sort_values("rank")
@@ -193,6 +223,10 @@ def check_recommendations(store, kg: KnowledgeGraph) -> None:
     except DataError as exc:
         assert "rank" in str(exc)
     assert store.counts()["recommendations"] == len(a2) + len(b)  # nothing changed
+    assert_model_summaries(store, {"model-a": a2, "model-b": b})
+    assert store.write_recommendations(b.iloc[:0], "model-b") == 0  # no recommendations: the model goes
+    assert store.models() == ["model-a"]
+    assert_model_summaries(store, {"model-a": a2})
 
 
 def check_explanations(store, kg: KnowledgeGraph) -> None:

@@ -179,3 +179,23 @@ def test_prepared_queries_follow_parameter_types_and_new_graphs(tmp_path: Path) 
         assert s.query(recs, m="m")["item"].tolist() == ["c"]
         s.write_recommendations(pd.DataFrame({"user_id": [], "item_id": [], "score": [], "rank": []}), "m")
         assert s.query(recs, m="m").empty
+
+
+def test_a_store_written_before_model_summaries_gets_them_when_opened(tmp_path: Path, kg) -> None:
+    path = tmp_path / "old.db"
+    recs = sup.recommendations(kg, k=5, users=30)
+    with kgrec.open_store(path) as store:
+        store.write_graph(kg)
+        store.write_recommendations(recs, "m")
+    import ladybug
+    db = ladybug.Database(str(path))  # the tables an earlier kgrec did not create
+    conn = ladybug.Connection(db)
+    conn.execute("DROP TABLE RECOMMENDS")
+    conn.execute("DROP TABLE Model")
+    conn.close()
+    db.close()
+    with kgrec.open_store(path, read_only=True) as store:
+        assert store.query("CALL show_tables() RETURN name")["name"].isin(["Model", "RECOMMENDS"]).sum() == 0
+    with kgrec.open_store(path) as store:
+        assert store.models() == ["m"]
+        sup.assert_model_summaries(store, {"m": recs})

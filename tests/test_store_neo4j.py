@@ -85,6 +85,37 @@ def test_explanations_per_model(store, small) -> None:
     sup.check_explanations(store, small)
 
 
+def test_write_graph_mends_summaries_left_stale_by_an_interrupted_write(clean_neo4j: str, neo4j_driver,
+                                                                        small) -> None:
+    recs = sup.recommendations(small, k=5, users=30)
+    gone = str(recs["user_id"].iloc[0])
+    with kgrec.open_store(clean_neo4j) as store:
+        store.write_graph(small)
+        store.write_recommendations(recs, "m")
+        # what a write_graph without that user does before it reaches the summaries
+        with neo4j_driver.session() as session:
+            session.run("MATCH (u:User {id: $u}) DETACH DELETE u", u=gone).consume()
+        store.write_graph(small)  # the user comes back, without recommendations
+        sup.assert_model_summaries(store, {"m": recs[recs["user_id"] != gone]})
+
+
+def test_a_database_written_before_model_summaries_gets_them_at_the_next_write(clean_neo4j: str, neo4j_driver,
+                                                                                small) -> None:
+    recs = sup.recommendations(small, k=5, users=30)
+    with kgrec.open_store(clean_neo4j) as store:
+        store.write_graph(small)
+        store.write_recommendations(recs, "m")
+    with neo4j_driver.session() as session:  # what an earlier kgrec left: no summary, no constraint for it
+        session.run("MATCH (m:Model) DETACH DELETE m").consume()
+        session.run("DROP CONSTRAINT model_id_unique").consume()
+    with kgrec.open_store(clean_neo4j) as store:
+        assert store.models() == []
+        other = sup.recommendations(small, k=2, seed=4, users=10)
+        store.write_recommendations(other, "n")
+        assert store.models() == ["m", "n"]
+        sup.assert_model_summaries(store, {"m": recs, "n": other})
+
+
 def test_batches_smaller_than_the_graph(clean_neo4j: str, small) -> None:
     """Many small transactions give the same graph as few big ones, written by one transaction
     at a time or by several at once."""

@@ -7,7 +7,11 @@ knowledge triples as edges with a ``relation`` property (``RELATED`` in the embe
 Neo4j the relation's name as the relationship type, see :func:`kgrec.graph_schema.relation_type`).
 Published results sit beside it: ``RECOMMENDED`` edges (``score``, ``rank``, ``model``) and
 ``EXPLAINS`` edges (one per recommendation and node on an explanation path: ``model``, ``item``,
-``path``, ``weight``, ``rank``).
+``path``, ``weight``, ``rank``). Each model with recommendations also has a summary, which the
+store rebuilds from its ``RECOMMENDED`` edges whenever they change (:data:`MODEL_SUMMARY`): a
+``Model`` node (``id``, ``recommendations``, ``users``, ``items``) with one ``RECOMMENDS`` edge
+per recommended item (``users``, ``mean_score``, ``mean_rank``), so that "what does a model
+recommend most" reads a few thousand summary edges instead of every recommendation.
 
 This module holds what both stores share: the abstract interface, the validation of what is
 written (so both stores refuse the same input with the same message), the conversion of a
@@ -40,7 +44,23 @@ NODE_TABLES: dict[str, tuple[str, str, str]] = {
 }
 LABEL_TO_TYPE = {label: nt for nt, (label, _, _) in NODE_TABLES.items()}
 #: relationship types with a fixed meaning; a knowledge relation never takes one of these names
-RESERVED_TYPES = ("INTERACTED", "RECOMMENDED", "EXPLAINS")
+RESERVED_TYPES = ("INTERACTED", "RECOMMENDED", "EXPLAINS", "RECOMMENDS")
+
+#: Cypher, run in this order with ``$model``, that rebuilds model ``$model``'s summary from its
+#: ``RECOMMENDED`` edges: the ``Model`` node goes (with its ``RECOMMENDS`` edges); if the model
+#: has recommendations, it comes back with their count, the users served and the distinct items,
+#: and one ``RECOMMENDS`` edge per item: ``users`` = the number of users it is recommended to,
+#: ``mean_score`` and ``mean_rank`` their means. Both stores run the same text.
+MODEL_SUMMARY = (
+    "MATCH (m:Model {id: $model}) DETACH DELETE m",
+    "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) WHERE r.model = $model "
+    "WITH count(r) AS recommendations, count(DISTINCT u) AS users, count(DISTINCT i) AS items "
+    "WHERE recommendations > 0 "
+    "CREATE (:Model {id: $model, recommendations: recommendations, users: users, items: items})",
+    "MATCH (m:Model {id: $model}) MATCH (:User)-[r:RECOMMENDED]->(i:Item) WHERE r.model = $model "
+    "WITH m, i, count(r) AS users, avg(r.score) AS mean_score, avg(r.rank) AS mean_rank "
+    "CREATE (m)-[:RECOMMENDS {users: users, mean_score: mean_score, mean_rank: mean_rank}]->(i)",
+)
 
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "score", "rank")
 EXPLANATION_COLUMNS = ("user_id", "item_id", "rank", "path", "weight")
@@ -365,7 +385,8 @@ class GraphStore(ABC):
         """Make the store hold ``kg``: its nodes with their properties and embeddings
         (``features``, node type -> [N, d] rows in table order; default ``kg.features``),
         interactions and knowledge edges. Nodes and edges not in ``kg`` are removed;
-        recommendations and explanations between nodes that remain are kept.
+        recommendations and explanations between nodes that remain are kept, and the models'
+        summaries (:data:`MODEL_SUMMARY`) count only those.
 
         Idempotent: writing the same graph twice leaves the same contents. Returns the
         number of nodes and edges written (``{"nodes": ..., "edges": ...}``)."""
@@ -379,7 +400,8 @@ class GraphStore(ABC):
     @abstractmethod
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         """Replace model ``model_id``'s ``RECOMMENDED`` edges with ``df`` (columns ``user_id``,
-        ``item_id``, ``score``, ``rank``); other models' edges stay. Every user and item must be
+        ``item_id``, ``score``, ``rank``) and rebuild its summary (:data:`MODEL_SUMMARY`; an
+        empty ``df`` removes the model); other models' edges stay. Every user and item must be
         in the stored graph. Returns the number of edges written."""
 
     @abstractmethod
@@ -416,7 +438,7 @@ class GraphStore(ABC):
     # ---------------------------------------------------------------- helpers
     def models(self) -> list[str]:
         """Names of the models whose recommendations are stored."""
-        df = self.query("MATCH (:User)-[r:RECOMMENDED]->(:Item) RETURN DISTINCT r.model AS model ORDER BY model")
+        df = self.query("MATCH (m:Model) RETURN m.id AS model ORDER BY model")
         return [str(m) for m in df["model"].tolist()]
 
     def __enter__(self) -> "GraphStore":

@@ -13,7 +13,8 @@
   ladybug transaction is not safe: ladybug 0.22 loses the committed tables when killed during the
   checkpoint that follows such a transaction; tests/test_store_faults.py kills it there.)
   ``write_recommendations`` / ``write_explanations`` delete one model's edges and append the new
-  ones with ``COPY`` in one transaction in place.
+  ones with ``COPY`` in one transaction in place; the model's summary (``Model`` node,
+  ``RECOMMENDS`` edges) is rebuilt in the same transaction, and by ``write_graph`` in the new file.
 - Readers that opened the store with ``read_only=True`` keep the graph they opened until they
   reopen it.
 - ``query`` runs each statement as a prepared statement (one statement only) inside a
@@ -42,11 +43,12 @@ import pyarrow.compute as pc
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import (NODE_TABLES, GraphStore, GraphTables, LABEL_TO_TYPE, assemble_graph, check_known_ids,
-                   explanation_table, explains_targets, graph_tables, knowledge_pairs, recommendation_table)
+from .base import (MODEL_SUMMARY, NODE_TABLES, GraphStore, GraphTables, LABEL_TO_TYPE, assemble_graph,
+                   check_known_ids, explanation_table, explains_targets, graph_tables, knowledge_pairs,
+                   recommendation_table)
 
 #: graph tables, in the order they can be dropped (relationship tables first)
-GRAPH_TABLES = ("EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Entity", "Item", "User")
+GRAPH_TABLES = ("RECOMMENDS", "EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Model", "Entity", "Item", "User")
 DEFAULT_BUFFER_POOL = 2 * 1024**3
 PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning took 2-7 ms of each)
 _WRITE_REFUSED = "write query inside a read-only transaction"
@@ -160,7 +162,16 @@ class EmbeddedStore(GraphStore):
         with self._transaction():
             for stmt in ladybug_ddl():
                 self._exec(stmt)
+            if "RECOMMENDED" in existing and "Model" not in existing:  # written before model summaries
+                models = self._fetch("MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model AS model")
+                self._summarize(models.column("model").to_pylist())
         self._exec("CHECKPOINT")  # never leave schema changes in the WAL for a later COPY to share
+
+    def _summarize(self, models: list[str]) -> None:
+        """Rebuild the summaries of ``models`` (:data:`MODEL_SUMMARY`), in the caller's transaction."""
+        for model in models:
+            for stmt in MODEL_SUMMARY:
+                self._exec(stmt, {"model": model})
 
     # ---------------------------------------------------------------- opening and closing
     def _claim_in_process(self) -> None:
@@ -302,6 +313,7 @@ class EmbeddedStore(GraphStore):
             for pair, data in tables.knowledge.items():
                 self._copy("RELATED", data, pair)
             self._copy("RECOMMENDED", recs)
+            self._summarize(pc.unique(recs.column("model")).to_pylist())
             for label, kept in expl.items():
                 self._copy("EXPLAINS", kept, ("User", label))
         finally:
@@ -348,6 +360,7 @@ class EmbeddedStore(GraphStore):
                     self._exec("MATCH (:User)-[r:RECOMMENDED]->(:Item) WHERE r.model = $model DELETE r",
                                {"model": model_id})
                     self._copy("RECOMMENDED", table)
+                    self._summarize([model_id])
             except RuntimeError as exc:
                 raise StoreError(f"{self.uri}: writing recommendations failed, nothing was changed: {exc}") from None
         return table.num_rows

@@ -18,7 +18,7 @@
   which it then uses by itself.
 - Knowledge edges get the relation's name as their type (``HAS_GENRE``;
   :func:`kgrec.graph_schema.relation_type`, only ``[A-Z0-9_]``; a name that would collide with
-  ``INTERACTED`` / ``RECOMMENDED`` / ``EXPLAINS`` becomes ``RELATED``) *and* a ``relation``
+  ``INTERACTED`` / ``RECOMMENDED`` / ``EXPLAINS`` / ``RECOMMENDS`` becomes ``RELATED``) *and* a ``relation``
   property, so ``MATCH (i:Item)-[r]->(e:Entity) RETURN r.relation`` reads the same on both stores.
 - ``write_graph`` is idempotent but, unlike the embedded store, not atomic: a graph is too big
   for one transaction. An interrupted write (server stopped, connection lost) leaves part of the
@@ -26,7 +26,9 @@
   edges, then writes nodes, removes nodes the graph lacks and creates edges).
   ``write_recommendations`` / ``write_explanations`` replace a model's edges in one transaction
   up to ``atomic_rows`` rows (200k by default), in batches above that; they ``CREATE`` the edges
-  (see :meth:`Neo4jStore._replace_model_edges` for why not ``MERGE``).
+  (see :meth:`Neo4jStore._replace_model_edges` for why not ``MERGE``). The model's summary
+  (``Model`` node, ``RECOMMENDS`` edges) is rebuilt in the same transaction, or in one of its own
+  after the batches; ``write_graph`` rebuilds the summaries of models that lost recommendations.
 - ``query`` runs as one auto-commit query in a session with ``default_access_mode=READ`` (one
   round trip; a managed transaction took two and about 1.5 ms more per query): the server itself
   refuses writes (``Neo.ClientError.Statement.AccessMode``). It is not retried.
@@ -52,7 +54,7 @@ import pyarrow.compute as pc
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import neo4j_ddl, relation_type
 from ..knowledge_graph import KnowledgeGraph
-from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, NODE_TABLES, RESERVED_TYPES, GraphStore, assemble_graph,
+from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RESERVED_TYPES, GraphStore, assemble_graph,
                    check_known_ids, explanation_table, explains_targets, frame_from_records, graph_tables,
                    knowledge_pairs, recommendation_table)
 
@@ -305,7 +307,25 @@ class Neo4jStore(GraphStore):
         for stmt in neo4j_ddl():
             if _DDL_NAME.match(stmt)[1] not in existing:
                 self._run_write(lambda tx, s=stmt: tx.run(s).consume(), "creating constraints and indexes")
+        if "model_id_unique" not in existing:  # recommendations written before model summaries
+            models = self._run_read(lambda tx: [r[0] for r in tx.run(
+                "MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model")], "listing models")
+            self._summarize(models)
         self._schema_ready = True
+
+    def _stale_models(self) -> list[str]:
+        """Models whose summary counts more recommendations than they have: removed users and
+        items took theirs along (in this ``write_graph``, or in an earlier one that was
+        interrupted before it rebuilt the summaries)."""
+        return self._run_read(lambda tx: tx.run(
+            "MATCH (m:Model) OPTIONAL MATCH ()-[r:RECOMMENDED]->() WHERE r.model = m.id "
+            "WITH m, count(r) AS n WHERE n <> m.recommendations RETURN m.id").value(), "checking model summaries")
+
+    def _summarize(self, models: list[str]) -> None:
+        """Rebuild the summaries of ``models`` (:data:`MODEL_SUMMARY`), one transaction per model."""
+        for model in models:
+            self._run_write(lambda tx, m=model: [tx.run(stmt, model=m).consume() for stmt in MODEL_SUMMARY],
+                            f"summarising the recommendations of model '{model}'")
 
     def _batches(self, rows: list[Any], size: int) -> Iterator[list[Any]]:
         for start in range(0, len(rows), size):
@@ -402,6 +422,7 @@ class Neo4jStore(GraphStore):
                               streams=self.parallel_writes)
             self._in_parallel([lambda pair=pair: self._write_knowledge(pair, tables.knowledge[pair], stored)
                                for pair in tables.knowledge])
+            self._summarize(self._stale_models())
             self._refresh_plans()
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
@@ -502,9 +523,10 @@ class Neo4jStore(GraphStore):
             create, part, what, retry_cypher=retry, params_of=grouped_edge_params) for i in range(streams)])
 
     def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
-                             what: str) -> None:
-        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(create, merge, table)]: in one
-        transaction up to ``atomic_rows`` rows, else in batches after a batched delete.
+                             what: str, then: tuple[str, ...] = ()) -> None:
+        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(create, merge, table)], then
+        run the statements ``then`` (with ``$model``): in one transaction up to ``atomic_rows``
+        rows, else in batches after a batched delete and ``then`` in a transaction of its own.
 
         The edges are ``CREATE``d, never ``MERGE``d, in a first attempt: the model has no ``rel``
         edges left by then and the tables hold no duplicates. A ``MERGE`` on ``{model: ...}`` may be
@@ -521,11 +543,15 @@ class Neo4jStore(GraphStore):
                     for start in range(0, table.num_rows, self.batch_size):
                         part = table.slice(start, self.batch_size)
                         tx.run(create, column_params(part)).consume()
+                for stmt in then:
+                    tx.run(stmt, model=model_id).consume()
             self._run_write(work, what)
             return
         self._delete_all(f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
         for create, merge, table in groups:
             self._write_columns(create, table, what, retry_cypher=merge)
+        if then:
+            self._run_write(lambda tx: [tx.run(stmt, model=model_id).consume() for stmt in then], what)
 
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         self._check_writable()
@@ -540,7 +566,7 @@ class Neo4jStore(GraphStore):
             merge = (f"{match}MERGE (u)-[r:RECOMMENDED {{model: $model[k]}}]->(i) "
                      "SET r.score = $score[k], r.rank = $rank[k]")
             self._replace_model_edges("RECOMMENDED", model_id, [(create, merge, table)],
-                                      f"writing recommendations of model '{model_id}'")
+                                      f"writing recommendations of model '{model_id}'", then=MODEL_SUMMARY)
             self._refresh_plans()
         return table.num_rows
 
