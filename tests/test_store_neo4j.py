@@ -7,6 +7,7 @@ repeatedly use a 60-user subgraph with 8-d features."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -97,6 +98,22 @@ def test_write_graph_mends_summaries_left_stale_by_an_interrupted_write(clean_ne
             session.run("MATCH (u:User {id: $u}) DETACH DELETE u", u=gone).consume()
         store.write_graph(small)  # the user comes back, without recommendations
         sup.assert_model_summaries(store, {"m": recs[recs["user_id"] != gone]})
+
+
+def test_only_the_users_own_queries_log_server_notifications(neo4j_private_server, small, caplog) -> None:
+    """On a new server no property of a model summary exists before the first one is written:
+    kgrec's own statements must not make the driver log 'property does not exist' warnings."""
+    recs = sup.recommendations(small, k=5, users=30)
+    with caplog.at_level(logging.INFO, logger="neo4j.notifications"):
+        with kgrec.open_store(neo4j_private_server.uri) as store:
+            store.write_graph(small)
+            store.write_recommendations(recs, "m")
+            store.write_graph(sup.subgraph(small, 50))
+            store.read_graph()
+            store.counts()
+            assert not [r.getMessage() for r in caplog.records if r.name == "neo4j.notifications"]
+            store.query("MATCH (n:User) RETURN n.no_such_property AS x LIMIT 1")
+    assert any("no_such_property" in r.getMessage() for r in caplog.records if r.name == "neo4j.notifications")
 
 
 def test_a_database_written_before_model_summaries_gets_them_at_the_next_write(clean_neo4j: str, neo4j_driver,

@@ -253,12 +253,17 @@ class Neo4jStore(GraphStore):
         if self._closed:
             raise StoreError(f"{self.uri}: the store is closed. Fix: open it again with kgrec.open_store")
 
-    def _session(self, read: bool = False) -> Any:
+    def _session(self, read: bool = False, quiet: bool = True) -> Any:
+        """A session; ``quiet``: without the server's notifications, which the driver logs as
+        warnings (kgrec's own statements name properties, such as a model summary's, that a
+        database may not hold yet)."""
         neo4j = _neo4j()
-        mode = neo4j.READ_ACCESS if read else neo4j.WRITE_ACCESS
+        config: dict[str, Any] = {"default_access_mode": neo4j.READ_ACCESS if read else neo4j.WRITE_ACCESS}
+        if quiet:
+            config["notifications_min_severity"] = "OFF"
         if self.database:
-            return self._driver.session(database=self.database, default_access_mode=mode)
-        return self._driver.session(default_access_mode=mode)
+            config["database"] = self.database
+        return self._driver.session(**config)
 
     def _run_write(self, work: Callable[[Any], Any], what: str) -> Any:
         """Run ``work(tx)`` in one retried write transaction; connection loss -> StoreError."""
@@ -273,13 +278,14 @@ class Neo4jStore(GraphStore):
         except neo4j.exceptions.Neo4jError as exc:
             raise StoreError(f"{self.uri}: Neo4j refused {what}: {exc.code}: {exc.message}") from None
 
-    def _run_read(self, work: Callable[[Any], Any], what: str, managed: bool = True) -> Any:
+    def _run_read(self, work: Callable[[Any], Any], what: str, managed: bool = True, quiet: bool = True) -> Any:
         """Run ``work`` on a read session: inside a retried read transaction, or (``managed=False``)
         as one auto-commit query, ``work(session)``: one round trip instead of two, no retries.
-        The server refuses writes in both (the session's access mode is READ)."""
+        The server refuses writes in both (the session's access mode is READ). ``quiet``: see
+        :meth:`_session`."""
         neo4j = _neo4j()
         try:
-            with self._session(read=True) as session:
+            with self._session(read=True, quiet=quiet) as session:
                 return session.execute_read(work) if managed else work(session)
         except neo4j.exceptions.ClientError as exc:
             if exc.code == "Neo.ClientError.Statement.AccessMode":
@@ -637,7 +643,7 @@ class Neo4jStore(GraphStore):
                 keys = list(res.keys())
                 return frame_from_records(keys, [[_plain(v) for v in row] for row in res.values()])
 
-            return self._run_read(work, "query", managed=False)
+            return self._run_read(work, "query", managed=False, quiet=False)
 
     def counts(self) -> dict[str, int]:
         with self._lock:
