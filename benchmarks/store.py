@@ -24,7 +24,10 @@ data set) is published without embeddings. The baseline writes the same Arrow ta
 Inspection: p50 / p95 over ``--repeat`` runs of every query in ``kgrec/queries`` on ML-100K
 with 20 recommendations per user and two explanation paths for each user's top item, over
 varying users and items, after one untimed pass over the same parameters; the baseline answers the same question with pandas on in-memory
-DataFrames (``-`` where there is no one-line pandas equivalent).
+DataFrames (``-`` where there is no one-line pandas equivalent). ``top_recommended`` and
+``recommendation_coverage`` read the model summary that ``write_recommendations`` keeps (``Model``
+node, ``RECOMMENDS`` edges; its cost is in that write, which is not timed here), while pandas
+aggregates the recommendation frame at every run.
 
 Neo4j: ``--neo4j-uri`` / ``$KGREC_NEO4J_URI`` (the database is cleared first!), else a server
 of its own via ``scripts/neo4j-test-server.sh start`` on a free port, stopped at the end. The
