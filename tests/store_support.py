@@ -153,7 +153,8 @@ def assert_model_summaries(store, recs: dict[str, pd.DataFrame]) -> None:
     want = want.sort_values(["model", "item_id"]).reset_index(drop=True)
     assert got[["model", "item_id"]].values.tolist() == want[["model", "item_id"]].values.tolist()
     assert got["users"].astype(int).tolist() == want["users"].astype(int).tolist()
-    assert np.allclose(got[["mean_score", "mean_rank"]].to_numpy(float), want[["mean_score", "mean_rank"]].to_numpy(float))
+    means = ["mean_score", "mean_rank"]
+    assert np.allclose(got[means].to_numpy(float), want[means].to_numpy(float))
 
 
 def check_idempotent_and_replacing(store, kg: KnowledgeGraph) -> None:

@@ -54,9 +54,9 @@ import pyarrow.compute as pc
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import neo4j_ddl, relation_type
 from ..knowledge_graph import KnowledgeGraph
-from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RESERVED_TYPES, GraphStore, assemble_graph,
-                   check_known_ids, explanation_table, explains_targets, frame_from_records, graph_tables,
-                   knowledge_pairs, recommendation_table)
+from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RESERVED_TYPES, GraphStore,
+                   assemble_graph, check_known_ids, explanation_table, explains_targets, frame_from_records,
+                   graph_tables, knowledge_pairs, recommendation_table)
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_BATCH = 10_000
