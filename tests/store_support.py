@@ -149,7 +149,7 @@ def assert_model_summaries(store, recs: dict[str, pd.DataFrame]) -> None:
     got = got.sort_values(["model", "item_id"]).reset_index(drop=True)
     want = pd.concat([r.groupby("item_id").agg(users=("user_id", "size"), mean_score=("score", "mean"),
                                                mean_rank=("rank", "mean")).reset_index().assign(model=m)
-                      for m, r in recs.items()] or [pd.DataFrame(columns=got.columns)], ignore_index=True)
+                      for m, r in recs.items()], ignore_index=True)
     want = want.sort_values(["model", "item_id"]).reset_index(drop=True)
     assert got[["model", "item_id"]].values.tolist() == want[["model", "item_id"]].values.tolist()
     assert got["users"].astype(int).tolist() == want["users"].astype(int).tolist()

@@ -61,6 +61,9 @@ MODEL_SUMMARY = (
     "WITH m, i, count(r) AS users, avg(r.score) AS mean_score, avg(r.rank) AS mean_rank "
     "CREATE (m)-[:RECOMMENDS {users: users, mean_score: mean_score, mean_rank: mean_rank}]->(i)",
 )
+#: the models that have RECOMMENDED edges, read straight from the edges (column ``model``): what a
+#: store written before model summaries is summarised from
+RECOMMENDED_MODELS = "MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model AS model"
 
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "score", "rank")
 EXPLANATION_COLUMNS = ("user_id", "item_id", "rank", "path", "weight")

@@ -43,9 +43,9 @@ import pyarrow.compute as pc
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import (MODEL_SUMMARY, NODE_TABLES, GraphStore, GraphTables, LABEL_TO_TYPE, assemble_graph,
-                   check_known_ids, explanation_table, explains_targets, graph_tables, knowledge_pairs,
-                   recommendation_table)
+from .base import (MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS, GraphStore, GraphTables, LABEL_TO_TYPE,
+                   assemble_graph, check_known_ids, explanation_table, explains_targets, graph_tables,
+                   knowledge_pairs, recommendation_table)
 
 #: graph tables, in the order they can be dropped (relationship tables first)
 GRAPH_TABLES = ("RECOMMENDS", "EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Model", "Entity", "Item", "User")
@@ -163,8 +163,7 @@ class EmbeddedStore(GraphStore):
             for stmt in ladybug_ddl():
                 self._exec(stmt)
             if "RECOMMENDED" in existing and "Model" not in existing:  # written before model summaries
-                models = self._fetch("MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model AS model")
-                self._summarize(models.column("model").to_pylist())
+                self._summarize(self._fetch(RECOMMENDED_MODELS).column("model").to_pylist())
         self._exec("CHECKPOINT")  # never leave schema changes in the WAL for a later COPY to share
 
     def _summarize(self, models: list[str]) -> None:

@@ -54,9 +54,9 @@ import pyarrow.compute as pc
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import neo4j_ddl, relation_type
 from ..knowledge_graph import KnowledgeGraph
-from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RESERVED_TYPES, GraphStore,
-                   assemble_graph, check_known_ids, explanation_table, explains_targets, frame_from_records,
-                   graph_tables, knowledge_pairs, recommendation_table)
+from .base import (EMBEDDING_TYPE, LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS, RESERVED_TYPES,
+                   GraphStore, assemble_graph, check_known_ids, explanation_table, explains_targets,
+                   frame_from_records, graph_tables, knowledge_pairs, recommendation_table)
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_BATCH = 10_000
@@ -83,6 +83,12 @@ def neo4j_types(relations: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     distinct = pc.unique(relations)
     names = pa.array([neo4j_type(r) for r in distinct.to_pylist()], pa.string())
     return pc.take(names, pc.index_in(relations, value_set=distinct))
+
+
+def _run_each(tx: Any, statements: tuple[str, ...], model: str) -> None:
+    """Run ``statements`` in ``tx`` one after the other, each with ``$model`` = ``model``."""
+    for stmt in statements:
+        tx.run(stmt, model=model).consume()
 
 
 def _safe(name: str) -> str:
@@ -314,9 +320,7 @@ class Neo4jStore(GraphStore):
             if _DDL_NAME.match(stmt)[1] not in existing:
                 self._run_write(lambda tx, s=stmt: tx.run(s).consume(), "creating constraints and indexes")
         if "model_id_unique" not in existing:  # recommendations written before model summaries
-            models = self._run_read(lambda tx: [r[0] for r in tx.run(
-                "MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model")], "listing models")
-            self._summarize(models)
+            self._summarize(self._run_read(lambda tx: tx.run(RECOMMENDED_MODELS).value(), "listing models"))
         self._schema_ready = True
 
     def _stale_models(self) -> list[str]:
@@ -330,7 +334,7 @@ class Neo4jStore(GraphStore):
     def _summarize(self, models: list[str]) -> None:
         """Rebuild the summaries of ``models`` (:data:`MODEL_SUMMARY`), one transaction per model."""
         for model in models:
-            self._run_write(lambda tx, m=model: [tx.run(stmt, model=m).consume() for stmt in MODEL_SUMMARY],
+            self._run_write(lambda tx, m=model: _run_each(tx, MODEL_SUMMARY, m),
                             f"summarising the recommendations of model '{model}'")
 
     def _batches(self, rows: list[Any], size: int) -> Iterator[list[Any]]:
@@ -549,15 +553,14 @@ class Neo4jStore(GraphStore):
                     for start in range(0, table.num_rows, self.batch_size):
                         part = table.slice(start, self.batch_size)
                         tx.run(create, column_params(part)).consume()
-                for stmt in then:
-                    tx.run(stmt, model=model_id).consume()
+                _run_each(tx, then, model_id)
             self._run_write(work, what)
             return
         self._delete_all(f"MATCH ()-[r:{_safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
         for create, merge, table in groups:
             self._write_columns(create, table, what, retry_cypher=merge)
         if then:
-            self._run_write(lambda tx: [tx.run(stmt, model=model_id).consume() for stmt in then], what)
+            self._run_write(lambda tx: _run_each(tx, then, model_id), what)
 
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         self._check_writable()
