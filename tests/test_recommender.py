@@ -74,6 +74,41 @@ def test_evaluate_agrees_with_own_metrics_from_topk(rec, split):
     assert 0 < m["recall@20"] <= 1
 
 
+def test_fit_refits_on_all_interactions_for_the_best_epoch(split, tmp_path):
+    """Early stopping on a hold-out carved from train, then the kept model is a fresh training on
+    all of train for the best number of epochs: the same weights as training that directly."""
+    train, _ = split
+    rec = train_small(train, valid_fraction=0.1, epochs=3)
+    stop = rec.early_stopping_
+    values = [h["recall@20"] for h in stop["history"]]
+    assert stop["metric"] == "recall@20" and len(values) == 3 and stop["seconds"] > 0
+    assert stop["best"] == max(values) and values[stop["best_epoch"] - 1] == max(values)
+    assert len(rec.fit_.history) == stop["best_epoch"]
+    assert len(rec.fit_.graph.inter_user) == len(train.interactions)
+    direct = train_small(train, epochs=stop["best_epoch"])  # valid_fraction 0: every interaction, no validation
+    weights = rec.fit_.model.state_dict()
+    for name, value in direct.fit_.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    loaded = kgrec.Recommender.load(rec.save(tmp_path / "model"))
+    assert loaded.refit is True
+
+    # lr 0: no improvement after the first evaluation, so one epoch is refitted
+    flat = train_small(train, valid_fraction=0.1, epochs=4, lr=0.0, patience=1)
+    assert flat.early_stopping_["stopped_early"] and len(flat.early_stopping_["history"]) == 2
+    assert flat.early_stopping_["best_epoch"] == 1 and len(flat.fit_.history) == 1
+
+
+def test_fit_without_refit_keeps_the_early_stopped_model(split):
+    train, _ = split
+    kept = train_small(train, valid_fraction=0.1, epochs=3, refit=False)
+    refitted = train_small(train, valid_fraction=0.1, epochs=3)
+    assert kept.fit_.history is kept.early_stopping_["history"] and len(kept.fit_.history) == 3
+    assert [h["recall@20"] for h in kept.fit_.history] == [h["recall@20"] for h in refitted.early_stopping_["history"]]
+    # it ranks over every training interaction: the hold-out is folded into the graph, not trained on
+    assert len(kept.fit_.graph.inter_user) == len(train.interactions)
+    assert not torch.equal(kept.fit_.model.relation, refitted.fit_.model.relation)
+
+
 def test_save_load_round_trip_and_corruption(rec, tmp_path):
     path = rec.save(tmp_path / "model")
     loaded = kgrec.Recommender.load(path)
