@@ -252,6 +252,22 @@ def fit_kgrec(train: KnowledgeGraph, opts: dict[str, Any]) -> tuple[Any, float]:
     return rec, time.perf_counter() - t0
 
 
+def fit_record(rec: Any, fit_s: float) -> dict[str, Any]:
+    """What a kgrec fit did: its wall seconds, the early-stopped run's epochs and best epoch, the
+    refit's epochs (0 without one) and the kept model's seconds per epoch."""
+    stop, hist = rec.early_stopping_, rec.fit_.history
+    return {"seconds": fit_s, "epochs_run": len(stop["history"]) if stop else len(hist),
+            "best_epoch": stop["best_epoch"] if stop else rec.fit_.best_epoch,
+            "refit_epochs": len(hist) if stop and rec.refit else 0,
+            "s_per_epoch": float(np.mean([h["seconds"] for h in hist])) if hist else float("nan")}
+
+
+def fit_text(fit: dict[str, Any]) -> str:
+    refit = f", refit {fit['refit_epochs']} on all of train" if fit["refit_epochs"] else ""
+    return (f"kgrec fit {fit['seconds']:.0f}s, {fit['epochs_run']} epochs (best {fit['best_epoch']}){refit}, "
+            f"{fit['s_per_epoch']:.2f} s/epoch")
+
+
 def linmap(feat_warm: np.ndarray, emb_warm: torch.Tensor, feat_new: np.ndarray, ridge: float = 1.0) -> torch.Tensor:
     """Ridge map from LM features to trained representations, applied to new items (L2-normalised)."""
     x = torch.as_tensor(feat_warm, dtype=torch.float64)
@@ -298,12 +314,8 @@ def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, en
           f"{len(warm_test.interactions):,} warm-test / {len(cold_test):,} cold-test interactions", flush=True)
 
     rec, fit_s = fit_kgrec(fit_graph, opts)
-    hist = rec.fit_.history
-    out["fit"] = {"seconds": fit_s, "epochs_run": len(hist), "best_epoch": rec.fit_.best_epoch,
-                  "s_per_epoch": float(np.mean([h["seconds"] for h in hist])) if hist else float("nan"),
-                  "options": opts}
-    print(f"# {name} cold_items: kgrec fit {fit_s:.0f}s, {len(hist)} epochs (best {rec.fit_.best_epoch}), "
-          f"{out['fit']['s_per_epoch']:.2f} s/epoch", flush=True)
+    out["fit"] = {**fit_record(rec, fit_s), "options": opts}
+    print(f"# {name} cold_items: {fit_text(out['fit'])}", flush=True)
     warm_ids = rec.item_ids()
     n_warm = len(warm_ids)
     if not args.throughput_only:
@@ -489,9 +501,8 @@ def run_cold_users(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args) ->
           f"given their first {FIRST_N} ({order_used}), {len(rest):,} target interactions of {n_eval_users:,} users",
           flush=True)
     rec, fit_s = fit_kgrec(graph, opts)
-    hist = rec.fit_.history
-    out["fit"] = {"seconds": fit_s, "epochs_run": len(hist), "best_epoch": rec.fit_.best_epoch}
-    print(f"# {name} cold_users: kgrec fit {fit_s:.0f}s, {len(hist)} epochs (best {rec.fit_.best_epoch})", flush=True)
+    out["fit"] = fit_record(rec, fit_s)
+    print(f"# {name} cold_users: {fit_text(out['fit'])}", flush=True)
 
     users_table = kg.users[kg.users["user_id"].isin(cold_set)][["user_id", "name", "text"]].reset_index(drop=True)
     user_trip = node_triples(kg, "user", cold_set)
@@ -595,8 +606,7 @@ def print_cold_items(res: dict[str, Any]) -> list[str]:
                  f"together, new items ranked: {cal['all_test_recall@20']['calibrated']:.4f} calibrated, "
                  f"{cal['all_test_recall@20']['s=1']:.4f} with s=1")
     lines += throughput_lines(res)
-    lines.append(f"kgrec fit: {res['fit']['seconds']:.0f}s, {res['fit']['epochs_run']} epochs (best {res['fit']['best_epoch']}), "
-                 f"options {res['fit']['options']}")
+    lines.append(f"{fit_text(res['fit'])}, options {res['fit']['options']}")
     return lines
 
 
