@@ -29,7 +29,8 @@ excluded; Recall = hits / |test items|, NDCG with binary relevance). Columns: Re
 ``train s`` (wall time of ``fit``; for tuned baselines and kgrec the final refit on all of train,
 the early-stopped runs on the carved split in ``tune s``), ``s/epoch`` (training loop only, of
 the final fit; ``benchmarks/epoch_time.py`` compares epoch times alternated in one process),
-``epochs`` and ``vs LightGCN`` = Recall@20 / LightGCN's Recall@20 on the same data set. Text encoding is done once per data set (cached on disk) and reported apart.
+``epochs`` and ``vs LightGCN`` = Recall@20 / LightGCN's Recall@20 on the same data set. Text
+encoding is done once per data set (cached on disk) and reported apart.
 
 Threads: on a small shared CPU, PyTorch's default of one intra-op thread per core can thrash;
 ``--threads 1`` is the setting of the numbers we quote for the 2-core CI box. Results go to stdout

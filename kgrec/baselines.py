@@ -31,7 +31,8 @@ seed fixed), trains every grid point with early stopping on validation Recall@20
 on the full training set with the best point for its best number of epochs. The test split is
 never seen. ``tuning_`` keeps every grid point's result, ``best_params_`` the winner.
 kgrec gets the same treatment (early stopping on a split carved from train, then a refit on all
-of it for the best number of epochs), so the comparison is like for like. ``grid=None`` trains the given ``lr`` / ``reg`` for exactly ``epochs``.
+of it for the best number of epochs), so the comparison is like for like. ``grid=None`` trains
+the given ``lr`` / ``reg`` for exactly ``epochs``.
 
 Seeded (``seed``), device ``"auto"`` (CUDA when present). ``train_seconds_`` is the wall time of
 the final fit (tuning excluded, ``tune_seconds_`` holds that), ``seconds_per_epoch_`` the mean

@@ -88,7 +88,7 @@ class Recommender:
 
         ``early_stopping_`` keeps the early-stopped run's ``best_epoch``, its best validation
         value, ``stopped_early``, per-epoch ``history`` and wall ``seconds`` (``None`` without
-        validation); ``fit_.history`` is the kept model's. With a ``checkpoint_dir``, the refit
+        validation; saved with the model); ``fit_.history`` is the kept model's. With a ``checkpoint_dir``, the refit
         writes its ``last_good.pt`` over the early-stopped run's; ``best.pt`` stays that run's."""
         if not isinstance(train, KnowledgeGraph):
             raise TypeError("fit() takes a KnowledgeGraph; build one with kgrec.from_tables(...) or a loader")
@@ -639,6 +639,7 @@ class Recommender:
         for nt, arr in (g.features or {}).items():
             tensors[f"features_{nt}"] = torch.as_tensor(np.asarray(arr, dtype=np.float32))
         config = {"text_model": self.text_model, "valid_fraction": self.valid_fraction, "refit": self.refit,
+                  "early_stopping": self.early_stopping_,
                   "train_options": self.train_options, "train_config": self.config_.to_dict(),
                   "graph_name": g.name, "report": g.report,
                   "counts": {"users": len(self.user_index_), "items": len(self.item_index_)}}
@@ -665,6 +666,7 @@ class Recommender:
                   **config.get("train_options", {}))
         rec.fit_ = FitResult.from_state(tensors["fit"], device=resolve_device(device))
         rec.config_ = TrainConfig.from_dict(config.get("train_config", {}))
+        rec.early_stopping_ = config.get("early_stopping")
         features = {nt: tensors[f"features_{nt}"].numpy() for nt in ("user", "item", "entity")
                     if f"features_{nt}" in tensors} or None
         rec.graph_ = KnowledgeGraph(

@@ -90,7 +90,7 @@ def test_fit_refits_on_all_interactions_for_the_best_epoch(split, tmp_path):
     for name, value in direct.fit_.model.state_dict().items():
         assert torch.equal(value, weights[name]), name
     loaded = kgrec.Recommender.load(rec.save(tmp_path / "model"))
-    assert loaded.refit is True
+    assert loaded.refit is True and loaded.early_stopping_ == stop
 
     # lr 0: no improvement after the first evaluation, so one epoch is refitted
     flat = train_small(train, valid_fraction=0.1, epochs=4, lr=0.0, patience=1)
