@@ -156,7 +156,9 @@ def train(
     test: Annotated[float, typer.Option(help="Fraction held out for `kgrec evaluate` (0 trains on everything).")] = 0.2,
     split: Annotated[str, typer.Option(help="random, temporal, cold_items or cold_users.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (at most, with early stopping).")] = None,
+    refit: Annotated[bool, typer.Option(help="After early stopping on 10% of the training interactions, train "
+                                             "again on all of them for the best number of epochs.")] = True,
 ) -> None:
     """Train a model and save it. With --test > 0 the held-out part is remembered so that
     `kgrec evaluate MODEL` scores exactly it."""
@@ -164,7 +166,7 @@ def train(
 
     kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
     train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
-    rec = Recommender(seed=seed, **({"epochs": epochs} if epochs else {})).fit(train_kg)
+    rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs else {})).fit(train_kg)
     if test_kg is not None:
         rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
         console.print(_metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
