@@ -288,3 +288,41 @@ def test_a_retried_batch_does_not_duplicate_edges(clean_neo4j: str, small, monke
         monkeypatch.setattr(s, "_run_write", real)
         assert sup.graph_counts(s.counts()) == sup.source_counts(small)
         sup.assert_same_graph(s.read_graph(), small)
+
+
+def test_a_write_the_server_ends_says_to_run_it_again(store, neo4j_driver) -> None:
+    """A write transaction that the server ends (TERMINATE TRANSACTIONS from another session here;
+    a server shutting down ends open ones the same way) is a StoreError that names the URI and
+    says to run the write again, and nothing of it is committed."""
+    import threading
+
+    opened, ended = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def work(tx) -> None:
+        tx.run("CREATE (:TerminateProbe {id: 1})").consume()
+        opened.set()
+        ended.wait(30)
+        tx.run("CREATE (:TerminateProbe {id: 2})").consume()
+
+    def write() -> None:
+        try:
+            store._run_write(work, "writing probes")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    assert opened.wait(30), "the probe transaction never started"
+    ids = [r["transactionId"] for r in neo4j_driver.execute_query(
+        "SHOW TRANSACTIONS YIELD transactionId, currentQuery "
+        "WHERE NOT coalesce(currentQuery, '') STARTS WITH 'SHOW TRANSACTIONS' RETURN transactionId").records]
+    assert len(ids) == 1, ids
+    neo4j_driver.execute_query("TERMINATE TRANSACTIONS $ids", ids=ids)
+    ended.set()
+    thread.join(30)
+    assert not thread.is_alive() and len(errors) == 1 and isinstance(errors[0], StoreError), errors
+    message = str(errors[0])
+    assert store.uri in message and "ended the transaction while writing probes" in message
+    assert "run the same write again" in message
+    assert neo4j_driver.execute_query("MATCH (n:TerminateProbe) RETURN count(n) AS n").records[0]["n"] == 0

@@ -66,6 +66,9 @@ _SAFE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 _DDL_NAME = re.compile(r"CREATE (?:CONSTRAINT|INDEX) (\w+) IF NOT EXISTS")
 #: a batch of edges arrives as one list parameter per column; row k of the batch is $column[k]
 ROWS = "UNWIND range(0, size($from) - 1) AS k"
+# a write's transaction ended by the server (terminated, e.g. at shutdown), not refused for its content
+INTERRUPTED = ("Neo.ClientError.Transaction.Terminated", "Neo.ClientError.Transaction.LockClientStopped")
+RERUN = "run the same write again (writes are idempotent)"
 #: a batch of edges grouped by target (see grouped_edge_params): one tail lookup per target, not per edge
 GROUPED_EDGES = "UNWIND range(0, size($group) - 1) AS g"
 
@@ -279,9 +282,11 @@ class Neo4jStore(GraphStore):
                 return session.execute_write(work)
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired, OSError) as exc:
             raise StoreError(f"{self.uri}: lost the Neo4j server while {what} ({type(exc).__name__}: {exc}). "
-                             "What was committed stays. Fix: when the server is back, run the same write again "
-                             "(writes are idempotent)") from None
+                             f"What was committed stays. Fix: when the server is back, {RERUN}") from None
         except neo4j.exceptions.Neo4jError as exc:
+            if exc.code in INTERRUPTED or isinstance(exc, neo4j.exceptions.TransientError):
+                raise StoreError(f"{self.uri}: Neo4j ended the transaction while {what} ({exc.code}: {exc.message}). "
+                                 f"What was committed stays. Fix: {RERUN}") from None
             raise StoreError(f"{self.uri}: Neo4j refused {what}: {exc.code}: {exc.message}") from None
 
     def _run_read(self, work: Callable[[Any], Any], what: str, managed: bool = True, quiet: bool = True) -> Any:
