@@ -128,9 +128,8 @@ def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any]
     metrics = rec.evaluate(test, k=K)
     n_epochs, spe = _fit_stats(rec)
     stopping = getattr(rec, "early_stopping_", None)
-    refit = stopping is not None and getattr(rec, "refit", False)
     # like the tuned baselines: the early-stopped run is the tuning, the refit on all of train the fit
-    tune_s = stopping["seconds"] if refit else 0.0
+    tune_s = stopping["seconds"] if stopping and stopping["refit"] else 0.0
     best = stopping["best_epoch"] if stopping else getattr(getattr(rec, "fit_", None), "best_epoch", None)
     return {"metrics": metrics, "train_s": fit_s - tune_s, "tune_s": tune_s, "epochs": n_epochs, "s_per_epoch": spe,
             "params": {**opts, "best_epoch": best}}

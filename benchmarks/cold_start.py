@@ -258,7 +258,7 @@ def fit_record(rec: Any, fit_s: float) -> dict[str, Any]:
     stop, hist = rec.early_stopping_, rec.fit_.history
     return {"seconds": fit_s, "epochs_run": len(stop["history"]) if stop else len(hist),
             "best_epoch": stop["best_epoch"] if stop else rec.fit_.best_epoch,
-            "refit_epochs": len(hist) if stop and rec.refit else 0,
+            "refit_epochs": len(hist) if stop and stop["refit"] else 0,
             "s_per_epoch": float(np.mean([h["seconds"] for h in hist])) if hist else float("nan")}
 
 

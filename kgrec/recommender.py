@@ -87,8 +87,9 @@ class Recommender:
         - ``valid_fraction=0``: exactly ``epochs`` epochs on all of ``train``.
 
         ``early_stopping_`` keeps the early-stopped run's ``best_epoch``, its best validation
-        value, ``stopped_early``, per-epoch ``history`` and wall ``seconds`` (``None`` without
-        validation; saved with the model); ``fit_.history`` is the kept model's. With a ``checkpoint_dir``, the refit
+        value, ``stopped_early``, per-epoch ``history``, wall ``seconds`` and whether a ``refit``
+        followed (``None`` without validation; saved with the model); ``fit_.history`` is the
+        kept model's. With a ``checkpoint_dir``, the refit
         writes its ``last_good.pt`` over the early-stopped run's; ``best.pt`` stays that run's."""
         if not isinstance(train, KnowledgeGraph):
             raise TypeError("fit() takes a KnowledgeGraph; build one with kgrec.from_tables(...) or a loader")
@@ -101,15 +102,16 @@ class Recommender:
         started = time.perf_counter()
         self.fit_ = fit_model(fit_graph, features, config, valid_kg=valid_graph, device=device, progress=self.progress)
         self.early_stopping_: dict[str, Any] | None = None
+        refit = self.refit and fit_graph is not train
         if valid_graph is not None:
             history = self.fit_.history
             self.early_stopping_ = {
                 "metric": config.valid_metric, "best_epoch": self.fit_.best_epoch,
                 "best": max((h[config.valid_metric] for h in history if config.valid_metric in h), default=None),
                 "stopped_early": self.fit_.stopped_early, "history": history,
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started, "refit": refit}
         if fit_graph is not train:
-            if self.refit:
+            if refit:
                 epochs = max(1, self.fit_.best_epoch or len(self.fit_.history))
                 self.fit_ = fit_model(train, features, replace(config, epochs=epochs), valid_kg=None, device=device,
                                       progress=self.progress)

@@ -81,7 +81,7 @@ def test_fit_refits_on_all_interactions_for_the_best_epoch(split, tmp_path):
     rec = train_small(train, valid_fraction=0.1, epochs=3)
     stop = rec.early_stopping_
     values = [h["recall@20"] for h in stop["history"]]
-    assert stop["metric"] == "recall@20" and len(values) == 3 and stop["seconds"] > 0
+    assert stop["metric"] == "recall@20" and len(values) == 3 and stop["seconds"] > 0 and stop["refit"] is True
     assert stop["best"] == max(values) and values[stop["best_epoch"] - 1] == max(values)
     assert len(rec.fit_.history) == stop["best_epoch"]
     assert len(rec.fit_.graph.inter_user) == len(train.interactions)
@@ -103,6 +103,7 @@ def test_fit_without_refit_keeps_the_early_stopped_model(split):
     kept = train_small(train, valid_fraction=0.1, epochs=3, refit=False)
     refitted = train_small(train, valid_fraction=0.1, epochs=3)
     assert kept.fit_.history is kept.early_stopping_["history"] and len(kept.fit_.history) == 3
+    assert kept.early_stopping_["refit"] is False
     assert [h["recall@20"] for h in kept.fit_.history] == [h["recall@20"] for h in refitted.early_stopping_["history"]]
     # it ranks over every training interaction: the hold-out is folded into the graph, not trained on
     assert len(kept.fit_.graph.inter_user) == len(train.interactions)
