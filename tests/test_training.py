@@ -107,6 +107,34 @@ def test_cold_views_after_leave_warm_steps_alone(split) -> None:
         TrainConfig(inductive_lr=0).validate()
 
 
+def test_cold_view_every_trains_the_cold_views_in_every_kth_step(split) -> None:
+    """``cold_view_every=k``: the cold views train in warm steps 0, k, 2k, ... counted across
+    epochs (recorded per epoch in the history), and still train the inductive path; a k beyond
+    the last step leaves only step 0. The warm steps are the same in number."""
+    train, _ = split
+    cfg = dict(TINY, epochs=3, batch_size=1024, inductive_epochs=0)
+    every = {k: fit(train, None, TrainConfig(**cfg, cold_view_every=k), device="cpu", progress=False)
+             for k in (1, 3, 10_000)}
+    steps = every[1].history[0]["steps"]
+    assert steps > 3 and steps % 3 != 0  # so that the count must carry across epochs
+    total = 3 * steps
+    for k, res in every.items():
+        assert [h["steps"] for h in res.history] == [steps] * 3
+        assert sum(h["cold_steps"] for h in res.history) == -(-total // k)
+    assert [h["cold_steps"] for h in every[3].history] == [
+        sum(1 for s in range(e * steps, (e + 1) * steps) if s % 3 == 0) for e in range(3)]
+    model = every[3].model
+    assert not torch.equal(model.cold_proj["item"].weight, model.text_proj["item"].weight)
+    # only step 0 trained the inductive path: one epoch leaves it where three do
+    one = fit(train, None, TrainConfig(**{**cfg, "epochs": 1}, cold_view_every=10_000), device="cpu", progress=False)
+    assert torch.equal(one.model.cold_relation, every[10_000].model.cold_relation)
+    assert not torch.equal(one.model.relation, every[10_000].model.relation)
+    bpr = fit(train, None, TrainConfig(**{**cfg, "epochs": 1}, loss="bpr"), device="cpu", progress=False)
+    assert bpr.history[0]["cold_steps"] == 0  # the cold views need the softmax
+    with pytest.raises(ValueError, match="cold_view_every"):
+        TrainConfig(cold_view_every=0).validate()
+
+
 # ---------------------------------------------------------------------- negatives
 def test_sampled_negatives_never_include_positives(split) -> None:
     train, _ = split
