@@ -13,9 +13,9 @@ Every 6th step instead of every step: warm epochs about 35% shorter on ML-100K a
 with the cold-start benchmark's new items and new users placed as well (every 1st, 3rd and 6th
 step measured: within one seed's noise of each other).
 Device ``'auto'`` (CUDA when present, with bf16 autocast), seeded and reproducible on CPU, early
-stopping on a validation split with
-:func:`kgrec.evaluation.evaluate`, checkpoints (best and last good), a progress bar, and a clear
-:class:`kgrec.errors.TrainingDivergedError` when the loss stops being finite.
+stopping on a validation split with :func:`kgrec.evaluation.evaluate`, checkpoints (best and last
+good), a progress bar, and a clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops
+being finite.
 
     result = fit(train_kg, features, TrainConfig(epochs=30), valid_kg=valid_kg)
     users, items = result.final_embeddings()         # [U, d], [I, d]; score = users @ items.T
@@ -105,12 +105,16 @@ class TrainConfig:
         lr = self.inductive_lr if self.inductive_lr is not None else (10 * self.lr if after else self.lr)
         return epochs, lr
 
+    @property
+    def trains_cold_views(self) -> bool:
+        """Whether any cold-start view trains: the softmax loss and a view weighted above 0."""
+        return self.loss == "softmax" and (self.cold_item_weight > 0 or self.cold_user_weight > 0)
+
     def cold_views_in_step(self, step: int) -> bool:
         """Whether warm step ``step`` (counted from 0 over all epochs) also trains the cold-start
-        views: with ``cold_views='during'``, the softmax loss and a cold view weighted above 0, in
-        every ``cold_view_every``-th step."""
-        return (self.cold_views == "during" and self.loss == "softmax"
-                and (self.cold_item_weight > 0 or self.cold_user_weight > 0) and step % self.cold_view_every == 0)
+        views: with ``cold_views='during'`` and :attr:`trains_cold_views`, in every
+        ``cold_view_every``-th step."""
+        return self.cold_views == "during" and self.trains_cold_views and step % self.cold_view_every == 0
 
     def validate(self) -> None:
         if self.loss not in ("softmax", "bpr"):
@@ -519,8 +523,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         result.best_epoch = len(result.history)
     if config.cold_views == "after":
         model.start_inductive_path()
-    if config.inductive_schedule()[0] > 0 and config.loss == "softmax" and (config.cold_item_weight > 0
-                                                                     or config.cold_user_weight > 0):
+    if config.inductive_schedule()[0] > 0 and config.trains_cold_views:
         _fit_inductive(model, config, graph, lookup, gen, held)
     model.eval()
     with torch.no_grad():
@@ -678,7 +681,7 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
     zu = z[uniq] / config.temperature
     scores = (zu @ z_items[cand].T).float()
     bias = model.item_bias
-    cold = cold and (config.cold_item_weight > 0 or config.cold_user_weight > 0)
+    cold = cold and config.trains_cold_views
     if not warm:
         loss = scores.new_zeros(())
         with torch.no_grad():
