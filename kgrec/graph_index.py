@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -155,13 +156,20 @@ class GraphTensors:
             self.__dict__["_kg"] = cache
         return cache
 
-    def knowledge_pairs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The knowledge edges as :func:`relation_pairs` (``A`` is ``[N, P]``). Cached."""
-        cache = self.__dict__.get("_kg_pairs")
+    def knowledge_pairs(self, into: Literal["users_items", "entities"]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The knowledge edges into users and items (``A`` is ``[U + I, P]``), or into entities
+        (``A`` is ``[num_entities, P]``, row 0 the first entity), as :func:`relation_pairs`. Cached."""
+        key = f"_kg_pairs_{into}"
+        cache = self.__dict__.get(key)
         if cache is None:
+            if into not in ("users_items", "entities"):
+                raise ValueError(f"into must be 'users_items' or 'entities' (got {into!r})")
             src, dst, etype, norm = self.knowledge_edges()
-            cache = relation_pairs(src, etype, dst, norm, self.num_nodes, self.num_edge_types)
-            self.__dict__["_kg_pairs"] = cache
+            ui = self.num_users + self.num_items
+            m = dst < ui if into == "users_items" else dst >= ui
+            first, rows = (0, ui) if into == "users_items" else (ui, self.num_entities)
+            cache = relation_pairs(src[m], etype[m], dst[m] - first, norm[m], rows, self.num_edge_types)
+            self.__dict__[key] = cache
         return cache
 
     def incoming_knowledge_edges(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:

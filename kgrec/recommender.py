@@ -432,10 +432,13 @@ class Recommender:
         trained graph.
 
         With :math:`\\bar h_i = \\frac{1}{L+1}\\sum_l h_i^{(l)}`, :math:`z_i = \\bar h_i/\\lVert\\bar h_i\\rVert`
-        and :math:`h_i^{(l)} = \\sum_n w_{n\\to i} \\odot h_n^{(l-1)}` (``message_weight``), the
-        score :math:`z_u^\\top z_i` splits into a self term
+        and :math:`h_i^{(l)} = \\sum_n w_{n\\to i} \\odot h_n^{(l-1)}` (``message_weight``) over
+        interaction neighbours :math:`n`, plus for :math:`l = 1` the same sum over knowledge
+        neighbours (see :mod:`kgrec.model`), the score :math:`z_u^\\top z_i` splits into a self term
         :math:`z_u^\\top h_i^{(0)} / ((L+1)\\lVert\\bar h_i\\rVert)` and one term per neighbour
-        :math:`n`: :math:`z_u^\\top (w_{n\\to i} \\odot \\sum_{l<L} h_n^{(l)}) / ((L+1)\\lVert\\bar h_i\\rVert)`.
+        :math:`n`: :math:`z_u^\\top (w_{n\\to i} \\odot s_n) / ((L+1)\\lVert\\bar h_i\\rVert)`, with
+        :math:`s_n = \\sum_{l<L} h_n^{(l)}` for an interaction neighbour and :math:`h_n^{(0)}` for a
+        knowledge neighbour.
         The item's bias :math:`\\beta_i` (``item_bias``), its own part like :math:`h_i^{(0)}`, is
         in the self term. Returns ``(contributions: node_type, node_id, relation, weight;
         self_term; score)``; self term + the weights = score (up to float rounding)."""
@@ -464,7 +467,9 @@ class Recommender:
         src, etype, enorm = self._incoming_edges(node)
         w = self.fit_.model.message_weight(etype, enorm).detach().float().cpu()
         scale = len(layers) * float(lmean[node].norm())
-        contrib = ((w * lsum[src]) @ zu) / scale
+        # knowledge neighbours send layer 0 into layer 1 only, interaction neighbours every layer
+        sent = torch.where((etype >= 2).unsqueeze(1), layers[0][src], lsum[src])
+        contrib = ((w * sent) @ zu) / scale
         self_term = float(layers[0][node] @ zu) / scale
         src_np = src.numpy()
         types = np.where(src_np < U, "user", np.where(src_np < U + I, "item", "entity"))

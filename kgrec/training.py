@@ -463,7 +463,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                 id_mask = model.sample_id_mask(gen, device)
                 cold = config.cold_views_in_step((epoch - 1) * steps + s)
                 with _autocast(device, config.amp):
-                    z, layers = model(graph, id_mask)
+                    z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
                     loss = _loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold)
                 if not torch.isfinite(loss):
                     model.load_state_dict(last_good)
@@ -694,7 +694,7 @@ def _softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors,
             lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)
         loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
     if cold:
-        frozen = [h.detach() for h in layers]
+        frozen = model.frozen_layers(layers, graph)
         zu = zu.detach()
         if config.cold_item_weight > 0:
             loss = loss + config.cold_item_weight * _cold_item_loss(model, graph, frozen, zu, inv,

@@ -73,21 +73,37 @@ def test_propagation_is_the_documented_formula() -> None:
     g.x = model.reduce_all(raw)
     with torch.no_grad():
         z, layers = model(g)
-    # reference: explicit sums over edges, h^(l+1)_v = sum_u r_rho * h_u / sqrt(deg u deg v)
+    # reference: explicit sums over edges with w = 1 / sqrt(deg u deg v). Into users and items:
+    # interaction edges from layer l, knowledge edges (r * h_u) in the first layer only; into
+    # entities: knowledge edges from layer l
     h = layers[0]
     deg = torch.zeros(g.num_nodes)
     for d in g.edge_index[1]:
         deg[d] += 1
+    ui = g.num_users + g.num_items
     ref_layers = [h]
-    for _ in range(model.num_layers):
+    for layer in range(model.num_layers):
         nxt = torch.zeros_like(h)
         for s, d, t in zip(g.edge_index[0].tolist(), g.edge_index[1].tolist(), g.edge_type.tolist()):
+            if t >= 2 and d < ui and layer > 0:
+                continue
             r = torch.ones(model.dim) if t < 2 else model.relation[t].detach()
             nxt[d] += r * h[s] / torch.sqrt(deg[s] * deg[d])
         h = nxt
         ref_layers.append(h)
     for a, b in zip(layers, ref_layers):
         assert torch.allclose(a, b, atol=1e-5)
+    assert g.num_entities > 0 and (layers[2][ui:] != 0).any()
+    # without entity_layers: the same users and items, and no entity rows above layer 0
+    with torch.no_grad():
+        z_short, short = model(g, entity_layers=False)
+    assert torch.equal(short[0], layers[0])
+    for a, b in zip(layers[1:], short[1:]):
+        assert b.shape == (ui, model.dim) and torch.allclose(a[:ui], b)
+    assert z_short.shape == (ui, model.dim) and torch.allclose(z_short, z[:ui])
+    # frozen_layers fills the entity rows back in (what the cold-start views read in training)
+    for a, b in zip(layers, model.frozen_layers(short, g)):
+        assert not b.requires_grad and torch.allclose(a, b, atol=1e-6)
     ref = torch.nn.functional.normalize(torch.stack(ref_layers).mean(0), dim=-1)
     assert torch.allclose(z, ref, atol=1e-5)
     # layer 0 = text projection (P_t B_t x) + ID embedding
@@ -110,7 +126,7 @@ def random_relation_model(attr: str, seed: int) -> tuple[GraphIndex, GraphTensor
 
 
 def test_propagation_gradients_match_the_edge_sum() -> None:
-    """The sparse products (interaction block, knowledge pairs, added in place) give the gradients
+    """The sparse products (interaction block, knowledge messages) give the gradients
     of the explicit per-edge sum, for the relation vectors, the ID embeddings and the projection."""
     index, g, model = random_relation_model("relation", seed=1)
     weight = torch.randn(g.num_nodes, model.dim, generator=torch.Generator().manual_seed(2))
@@ -123,9 +139,12 @@ def test_propagation_gradients_match_the_edge_sum() -> None:
     src, dst, etype = g.edge_index[0], g.edge_index[1], g.edge_type
     h = model.input_embedding(g.x)
     layers = [h]
-    for _ in range(model.num_layers):
+    # knowledge edges into users and items carry messages in the first layer only (module docstring)
+    later = ((etype < 2) | (dst >= g.num_users + g.num_items)).unsqueeze(1)
+    for layer in range(model.num_layers):
         r = torch.where((etype < 2).unsqueeze(1), torch.ones(model.dim), model.relation[etype])
-        h = torch.zeros_like(h).index_add(0, dst, r * h[src] * g.edge_norm.unsqueeze(1))
+        w = g.edge_norm.unsqueeze(1) * (later if layer > 0 else 1)
+        h = torch.zeros_like(h).index_add(0, dst, r * h[src] * w)
         layers.append(h)
     want = grads(torch.nn.functional.normalize(torch.stack(layers).mean(0), dim=-1))
     assert (g.edge_type >= 2).any() and g.num_entities > 0
