@@ -8,7 +8,7 @@ in one process (issue 4's target: kgrec <= 1.5 x LightGCN).
 An epoch is one pass over the same training interactions for both models: the data set's whole
 training split (``benchmarks/accuracy.py``'s splits), no validation carve-out. kgrec:
 ``kgrec.Recommender`` defaults (dim 64, 3 layers, batch 4096, sampled softmax, knowledge edges,
-the cold-start views in every sixth step) with ``valid_fraction=0`` and ``inductive_epochs=0`` (the
+the cold-start views in every twelfth step) with ``valid_fraction=0`` and ``inductive_epochs=0`` (the
 inductive phase comes after the epochs and is not part of them); its seconds are
 ``fit_.history``'s, the training loop only. LightGCN: :class:`kgrec.baselines.LightGCNBaseline`
 (PyG ``LightGCN``, dim 64, 3 layers, batch 2048, BPR, the paper's lr and L2, no tuning), its

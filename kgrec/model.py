@@ -32,7 +32,8 @@ user or item reads an entity's layers above 0 (the inductive path below does), s
 needs one sparse product over the knowledge edges into users and items (HetRec Last.fm: 174,781
 of its 298,680 directed knowledge edges), where every knowledge edge in every layer would need
 :math:`L` products over all of them. On Last.fm that took an epoch from about 2.5x to about 1.45x
-PyG LightGCN's, with test Recall@20 within one seed's spread (``benchmarks/epoch_time.py``).
+PyG LightGCN's (cold-start views in every 6th step; ``benchmarks/epoch_time.py``), with test
+Recall@20 within one seed's spread.
 
 The final representation averages the layers and is L2-normalised; the score of user
 :math:`u` for item :math:`i` is their cosine plus the item's learned bias :math:`\\beta_i` (a
