@@ -662,7 +662,7 @@ class Recommender:
         :class:`ModelError` that says so."""
         from .knowledge_graph import ENTITY_COLUMNS, INTERACTION_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, \
             USER_COLUMNS, typed_frame
-        from .model_dir import load_model_dir
+        from .model_dir import WEIGHTS, load_model_dir
 
         config, tensors, tables = load_model_dir(path)
         need = {"users", "items", "entities", "interactions", "triples"}
@@ -671,7 +671,10 @@ class Recommender:
         rec = cls(device=device, text_model=config.get("text_model", DEFAULT_TEXT_MODEL), progress=progress,
                   valid_fraction=config.get("valid_fraction", 0.1), refit=config.get("refit", False),
                   **config.get("train_options", {}))
-        rec.fit_ = FitResult.from_state(tensors["fit"], device=resolve_device(device))
+        try:
+            rec.fit_ = FitResult.from_state(tensors["fit"], device=resolve_device(device))
+        except ModelError as exc:
+            raise ModelError(f"{Path(path) / WEIGHTS}: {exc}") from None
         rec.config_ = TrainConfig.from_dict(config.get("train_config", {}))
         rec.early_stopping_ = config.get("early_stopping")
         features = {nt: tensors[f"features_{nt}"].numpy() for nt in ("user", "item", "entity")

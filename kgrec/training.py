@@ -49,7 +49,8 @@ from .model import KGRecModel
 from .optim import adam
 from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: users and items hear their knowledge edges in the first layer only (kgrec.model):
+                   # the weights of a version-2 model would score differently under it
 
 
 @dataclass
@@ -267,7 +268,8 @@ class FitResult:
         """Inverse of :meth:`state`."""
         if state.get("version") != STATE_VERSION:
             raise ModelError(f"model state version {state.get('version')} is not supported (this kgrec reads "
-                             f"{STATE_VERSION}). Fix: retrain with this kgrec version")
+                             f"{STATE_VERSION}; a model of another version computes its embeddings differently). "
+                             "Fix: retrain with this kgrec version")
         device = resolve_device(device)
         config = TrainConfig.from_dict(state["config"])
         index = GraphIndex.from_dict(state["index"])

@@ -118,6 +118,12 @@ def test_save_load_round_trip_and_corruption(rec, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["kgrec_version"] == kgrec.__version__ and cfg["text_model"]
+    # weights of an older model state -> refused, naming the file
+    tensors = torch.load(path / "weights.pt", weights_only=True)
+    tensors["fit"]["version"] = 2
+    torch.save(tensors, path / "weights.pt")
+    with pytest.raises(ModelError, match=r"weights\.pt: model state version 2 is not supported.*Fix: retrain"):
+        kgrec.Recommender.load(path)
     # corrupt weights -> clear error
     (path / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(ModelError, match="weights.pt: corrupt"):

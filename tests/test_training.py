@@ -213,6 +213,10 @@ def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
     assert list(again.user_ids) == list(trained.user_ids)
     assert again.config == trained.config
     assert again.history == trained.history
+    # a state of the previous propagation (version 2) is refused, not silently scored anew
+    old = {**trained.state(), "version": 2}
+    with pytest.raises(ModelError, match="version 2 is not supported.*retrain"):
+        FitResult.from_state(old, device="cpu")
 
 
 def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: FitResult, split) -> None:
