@@ -9,10 +9,11 @@ alone) so that new nodes are placed well: by default (``cold_views='during'``) i
 ``cold_view_every``-th (12th) warm step and then in ``inductive_epochs`` that train only that path
 against the final warm model; with ``'after'`` only in those epochs, the path starting from the
 trained warm path (new items placed somewhat worse on Last.fm, see ``benchmarks/cold_start.py``).
-Every 12th step instead of every step: warm epochs shorter (Last.fm: about 1.25x PyG LightGCN's
-instead of 1.45x at every 6th step), with the cold-start benchmark's new items and new users placed
-as well (every 1st, 3rd, 6th and 12th step measured: within one seed's noise of each other). The warm
-model does not depend on how often they train, except through the random numbers each step draws.
+Every 12th step instead of every step: warm epochs shorter (Last.fm: 1.22x PyG LightGCN's instead
+of 1.30x at every 6th step, the two alternated in one process), with the cold-start benchmark's new
+items and new users placed as well (every 1st, 3rd, 6th and 12th step measured: within one seed's
+noise of each other). The warm model does not depend on how often they train, except through the
+random numbers each step draws.
 Device ``'auto'`` (CUDA when present, with bf16 autocast), seeded and reproducible on CPU, early
 stopping on a validation split with :func:`kgrec.evaluation.evaluate`, checkpoints (best and last
 good), a progress bar, and a clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops
