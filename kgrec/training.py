@@ -14,6 +14,11 @@ of 1.30x at every 6th step, the two alternated in one process), with the cold-st
 items and new users placed as well (every 1st, 3rd, 6th and 12th step measured: within one seed's
 noise of each other). The warm model does not depend on how often they train, except through the
 random numbers each step draws.
+Validation and the model kept use the exponential moving average of the weights over about
+``ema_epochs`` (10) epochs (:mod:`kgrec.weight_average`); training steps update the raw weights.
+Test Recall@20 with and without it (``Recommender().fit`` on ``benchmarks/accuracy.py``'s splits,
+seed 0): ML-100K 0.3752 / 0.3694, HetRec Last.fm 0.2843 / 0.2783 (seeds 1 and 2: 0.2860 / 0.2794,
+0.2861 / 0.2783), ML-100K seed 1 0.3740 / 0.3710, MovieLens latest-small 0.2502 / 0.2441.
 Device ``'auto'`` (CUDA when present, with bf16 autocast), seeded and reproducible on CPU, early
 stopping on a validation split with :func:`kgrec.evaluation.evaluate`, checkpoints (best and last
 good), a progress bar, and a clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops
@@ -49,6 +54,7 @@ from .knowledge_graph import KnowledgeGraph
 from .model import KGRecModel
 from .optim import adam
 from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
+from .weight_average import WeightAverage
 
 STATE_VERSION = 3  # 3: users and items hear their knowledge edges in the first layer only (kgrec.model):
                    # the weights of a version-2 model would score differently under it
@@ -80,6 +86,8 @@ class TrainConfig:
                                        # (0 = off; None: 10 with cold_views 'during', 20 with 'after')
     inductive_lr: float | None = None  # Adam learning rate of those epochs (None: lr, or 10 x lr with 'after')
     item_neighbors: int = 0            # join each item to its k most co-interacted items (0 = off)
+    ema_epochs: float = 10.0           # validate and keep the exponential moving average (EMA) of the weights
+                                       # over about this many epochs (kgrec.weight_average; 0 = raw weights)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss on layer 0 (0 = off; see _kg_loss)
     use_text: bool = True
     use_kg: bool = True
@@ -132,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"inductive_lr must be positive (got {self.inductive_lr})")
         if self.inductive_epochs is not None and self.inductive_epochs < 0:
             raise ValueError(f"inductive_epochs must be >= 0 (got {self.inductive_epochs})")
+        if self.ema_epochs < 0:
+            raise ValueError(f"ema_epochs must be >= 0 (got {self.ema_epochs})")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0 (got {self.layers})")
         if not 0.0 <= self.id_dropout < 1.0:
@@ -455,6 +465,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     steps = math.ceil(M / config.batch_size)
     last_good = copy.deepcopy(model.state_dict())
     best_state, best_value, bad_evals = None, -math.inf, 0
+    average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
     bar = _progress(config.epochs, progress)
     try:
         for epoch in range(1, config.epochs + 1):
@@ -486,6 +497,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if average is not None:
+                    average.update()
                 total += loss.item()
                 cold_steps += cold
             # end of epoch: weights are good if they are finite
@@ -495,11 +508,13 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                                    "steps": steps, "cold_steps": cold_steps}
             result.invalidate()
             if valid_kg is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
-                value = _validate(result, train_kg, valid_kg, config.valid_metric)
+                with _averaged_weights(average, result):
+                    value = _validate(result, train_kg, valid_kg, config.valid_metric)
+                    if value > best_value:
+                        best_state = copy.deepcopy(model.state_dict())
                 rec[config.valid_metric] = value
                 if value > best_value:
                     best_value, bad_evals = value, 0
-                    best_state = copy.deepcopy(model.state_dict())
                     result.best_epoch = epoch
                     if ckpt_dir:
                         torch.save({"model": best_state, "config": config.to_dict(), "epoch": epoch,
@@ -524,8 +539,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    elif valid_kg is None:
-        result.best_epoch = len(result.history)
+    else:
+        if average is not None:
+            average.copy_to_params()
+        if valid_kg is None:
+            result.best_epoch = len(result.history)
     if config.cold_views == "after":
         model.start_inductive_path()
     if config.inductive_schedule()[0] > 0 and config.trains_cold_views:
@@ -538,6 +556,19 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     calibrate_cold_items(model, graph, lookup, held, z, layers, raw_items, config.seed)
     result.invalidate()
     return result
+
+
+@contextlib.contextmanager
+def _averaged_weights(average: WeightAverage | None, result: FitResult) -> Iterator[None]:
+    """The model holds ``average``'s weights inside the block (the raw ones without an average),
+    with ``result``'s cached embeddings recomputed on each side of it."""
+    if average is None:
+        yield
+        return
+    with average.applied():
+        result.invalidate()
+        yield
+    result.invalidate()
 
 
 def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: _PositiveLookup,

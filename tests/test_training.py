@@ -112,7 +112,7 @@ def test_cold_view_every_trains_the_cold_views_in_every_kth_step(split) -> None:
     epochs (recorded per epoch in the history), and still train the inductive path; a k beyond
     the last step leaves only step 0. The warm steps are the same in number."""
     train, _ = split
-    cfg = dict(TINY, epochs=3, batch_size=1024, inductive_epochs=0)
+    cfg = dict(TINY, epochs=3, batch_size=1024, inductive_epochs=0, ema_epochs=0)  # raw weights, compared exactly
     every = {k: fit(train, None, TrainConfig(**cfg, cold_view_every=k), device="cpu", progress=False)
              for k in (1, 3, 10_000)}
     steps = every[1].history[0]["steps"]
@@ -202,6 +202,43 @@ def test_validation_metric_improves_with_training(split) -> None:
     pop = Popularity().fit(train).evaluate(test, k=(20,))["recall@20"]
     best = max(h["recall@20"] for h in res.history)
     assert best > 0.15 and best > pop
+
+
+def test_fit_keeps_the_moving_average_of_the_weights(split) -> None:
+    """One step per epoch, so ``fit(epochs=t)`` without an average gives the weights after step
+    ``t``: the averaged fit keeps the bias-corrected exponential average of those (written out
+    here), at the best validation epoch when validating; a horizon of one step is the raw run."""
+    train, test = split
+    one_step = {**TINY, "batch_size": 10 ** 6, "inductive_epochs": 0}
+
+    def warm_params(result: FitResult) -> dict[str, torch.Tensor]:
+        inductive = {id(p) for p in result.model.inductive_parameters()}
+        return {n: p.detach().clone() for n, p in result.model.named_parameters() if id(p) not in inductive}
+
+    raw = [warm_params(fit(train, None, TrainConfig(**{**one_step, "epochs": t, "ema_epochs": 0}), device="cpu",
+                           progress=False)) for t in (1, 2, 3)]
+
+    def expected(upto: int, horizon: float) -> dict[str, torch.Tensor]:
+        b = 1 - 1 / horizon
+        return {n: sum((1 - b) * b ** (upto - t) * raw[t - 1][n] for t in range(1, upto + 1)) / (1 - b ** upto)
+                for n in raw[0]}
+
+    averaged = warm_params(fit(train, None, TrainConfig(**{**one_step, "epochs": 3, "ema_epochs": 2.5}),
+                               device="cpu", progress=False))
+    for n, v in expected(3, 2.5).items():
+        torch.testing.assert_close(averaged[n], v, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(averaged[n], raw[2][n]) for n in raw[2])
+
+    best = fit(train, None, TrainConfig(**{**one_step, "epochs": 3, "ema_epochs": 2.5, "patience": 10}),
+               valid_kg=test, device="cpu", progress=False)
+    for n, v in expected(best.best_epoch, 2.5).items():
+        torch.testing.assert_close(warm_params(best)[n], v, rtol=1e-4, atol=1e-6)
+
+    last = warm_params(fit(train, None, TrainConfig(**{**one_step, "epochs": 3, "ema_epochs": 1}), device="cpu",
+                           progress=False))
+    assert all(torch.equal(last[n], raw[2][n]) for n in raw[2])
+    with pytest.raises(ValueError, match="ema_epochs"):
+        TrainConfig(ema_epochs=-1).validate()
 
 
 # ---------------------------------------------------------------------- state
