@@ -512,10 +512,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             if valid_kg is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
                 with _averaged_weights(average, result):
                     value = _validate(result, train_kg, valid_kg, config.valid_metric)
-                    if value > best_value:
+                    improved = value > best_value
+                    if improved:
                         best_state = copy.deepcopy(model.state_dict())
                 rec[config.valid_metric] = value
-                if value > best_value:
+                if improved:
                     best_value, bad_evals = value, 0
                     result.best_epoch = epoch
                     if ckpt_dir:

@@ -35,15 +35,16 @@ class WeightAverage:
     def __init__(self, params: Iterable[torch.nn.Parameter], horizon_steps: float):
         if horizon_steps < 1:
             raise ValueError(f"horizon_steps must be at least 1 (got {horizon_steps})")
-        self.params = [p for p in params]
+        self.params = list(params)
+        self._values = [p.detach() for p in self.params]  # views: they follow the optimiser's in-place updates
         self.decay = 1.0 - 1.0 / horizon_steps
         self.steps = 0
-        self._sum = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self._sum = [torch.zeros_like(p) for p in self.params]
 
     @torch.no_grad()
     def update(self) -> None:
         """Fold the parameters' current values into the average (call after each optimiser step)."""
-        torch._foreach_lerp_(self._sum, [p.detach() for p in self.params], 1.0 - self.decay)
+        torch._foreach_lerp_(self._sum, self._values, 1.0 - self.decay)
         self.steps += 1
 
     def averaged(self) -> list[Tensor]:
