@@ -30,6 +30,9 @@ the rest, and the users come back through ``rec.add_users`` given
     (iii) both.
 Every row is scored on the same targets: each user's interactions after the first 3, with
 those 3 excluded from the ranking (users with fewer than 4 interactions are dropped, counted).
+The row ``kgrec: item bias alone`` ranks by the trained model's item bias only (its popularity
+prior, the part of every score that does not depend on the user): a variant below it gains
+nothing from what the new user brings.
 
 Baselines (same splits, same :func:`kgrec.evaluation.evaluate`)
 ----------------------------------------------------------------
@@ -529,6 +532,11 @@ def run_cold_users(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args) ->
         secs = time.perf_counter() - t0
         m = ranking_metrics(r.user_emb_, r.item_emb_, r.user_index_, r.item_index_, eval_train, rest)
         rows[f"kgrec {label}"] = {"all": m, "add_s": secs}
+    if rec.fit_.model.item_bias is not None:
+        # the new users' scores without their vectors: the item bias alone, the prior every user shares
+        prior = rec.item_emb_[:, -1]
+        rows["kgrec: item bias alone (no user vector)"] = {"all": ranking_metrics(
+            None, None, pd.Index(cold), rec.item_index_, eval_train, rest, scorer=lambda u: prior.expand(len(u), -1))}
     # baselines
     all_nodes = replace(split_train, features=kg.features)
     tk_attr = TextKNN(device="cpu").fit(replace(all_nodes, interactions=graph.interactions.reset_index(drop=True)))
