@@ -267,7 +267,12 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
                                                types_t, nbr_deg.index_select(0, nbr_t))
         states_out[nt] = NodeStates(batch_ids[nt], per_layer, torch.bincount(rows_t, minlength=n).float())
         neighbours.add(nt, states_out[nt])
-        final[nt] = model.inductive_output(per_layer, nt, x_raw)
+        clicked = None
+        if nt == "user":
+            click = types_t == ITEM_TO_USER
+            clicked = model.clicked_items_mean([h.index_select(0, nbr_t[click]) for h in nbr_layers],
+                                               rows_t[click], n) if nbr_layers else None
+        final[nt] = model.inductive_output(per_layer, nt, x_raw, clicked)
     return NewEmbeddings(list(batch_ids.get("item", [])), final["item"], list(batch_ids.get("user", [])),
                          final["user"], states_out, report)
 

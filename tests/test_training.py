@@ -17,7 +17,7 @@ import kgrec
 from kgrec.baselines import Popularity
 from kgrec.errors import ModelError, TrainingDivergedError
 from kgrec.graph_index import CO_RELATION, build_graph, co_interaction_pairs
-from kgrec.model import RIDGE_GRID, KGRecModel
+from kgrec.model import CLICKED_ITEMS_WEIGHT, RIDGE_GRID, KGRecModel
 from model_fixtures import small_movielens
 from kgrec.training import (
     FitResult,
@@ -434,6 +434,28 @@ def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None
                         "tail_type": ["entity", "entity"], "tail": ["age:unknown-bucket", "gender:M"]})
     out = trained.embed_new_nodes(users=NewNodeBatch(["new-3"], small.features["user"][:1]), triples=bad)
     assert out.report["edges_unknown_node"] == 1 and out.report["edges_unknown_relation"] == 1
+
+
+def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: FitResult, small) -> None:
+    """A new user's vector: the inductive path's output blended (CLICKED_ITEMS_WEIGHT) with the
+    direction of the mean final representation of the items they clicked, normalised; without
+    clicks, the inductive output alone."""
+    t = small.triples
+    tri = t[(t["head_type"] == "user") & (t["head"] == "1")].assign(head="new-1")
+    clicks = small.interactions[small.interactions["user_id"] == "1"].head(3)
+    clicks = clicks.assign(user_id="new-1")[["user_id", "item_id"]]
+    x = NewNodeBatch(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
+    out = trained.embed_new_nodes(users=x, triples=tri, interactions=clicks)
+    gnn = trained.model.combine(out.states["user"].layers)
+    z_items = trained.final_embeddings()[1][:, :trained.model.dim]
+    clicked = z_items[torch.as_tensor(trained.item_ids.get_indexer(clicks["item_id"]))].sum(0, keepdim=True)
+    w = CLICKED_ITEMS_WEIGHT
+    expected = torch.nn.functional.normalize((1 - w) * gnn + w * torch.nn.functional.normalize(clicked, dim=-1), dim=-1)
+    torch.testing.assert_close(out.users[:, :trained.model.dim], expected)
+    assert not torch.allclose(out.users[:, :trained.model.dim], gnn, atol=1e-3)
+    # attributes only: the inductive output, unchanged
+    no_clicks = trained.embed_new_nodes(users=x, triples=tri)
+    assert torch.equal(no_clicks.users[:, :trained.model.dim], trained.model.combine(no_clicks.states["user"].layers))
 
 
 def test_new_entities_pass_messages_to_new_items(trained: FitResult, small) -> None:
