@@ -83,7 +83,7 @@ direction of the mean final representation of the items they interacted with,
 \\mathbf{z}_i / \\lVert \\sum_{i \\in C(n)} \\mathbf{z}_i \\rVert` (:meth:`KGRecModel.clicked_items_mean`).
 The inductive path alone places such users poorly where their clicks are all they bring:
 on ML-100K (``benchmarks/cold_start.py``, seed 0), new users given only their first 3 clicks
-reach Recall@20 / NDCG@20 0.0940 / 0.3886 with it, 0.1113 / 0.4154 with the blend; with their
+reach Recall@20 / NDCG@20 0.0940 / 0.3886 from the path alone, 0.1113 / 0.4154 with the blend; with their
 attributes too, 0.1381 / 0.4634 and 0.1496 / 0.4682. HetRec Last.fm's new users, whose friend
 links and clicks the path already reads well, go from 0.1215 to 0.1214 (clicks only) and from
 0.1393 to 0.1382 (friends and clicks). Weights 0.3 and 0.5 gave ML-100K more (0.1524 and 0.1495
@@ -420,8 +420,9 @@ class KGRecModel(nn.Module):
         """:math:`\\mathbf{m}_n = \\sum_{i \\in C(n)} \\mathbf{z}_i / \\lVert \\sum_{i \\in C(n)}
         \\mathbf{z}_i \\rVert` ``[num_new, dim]``: the direction of the mean final representation of
         the items each new user interacted with; ``item_layers`` holds the per-layer
-        representations of one clicked item per entry, ``rows`` ``[E]`` the new user of each
-        entry. Zero for a user without one."""
+        representations of one clicked item per entry (an item added by an earlier call: its
+        inductive path's, without the content map), ``rows`` ``[E]`` the new user of each entry.
+        Zero for a user without one."""
         total = torch.zeros(num_new, self.dim, device=rows.device, dtype=item_layers[0].dtype)
         if len(rows):
             total.index_add_(0, rows, self.combine(item_layers))
