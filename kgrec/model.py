@@ -131,6 +131,15 @@ def csr_mm(adj: Tensor, x: Tensor) -> Tensor:
     return torch.addmm(out, adj, x, beta=0, out=out)
 
 
+def blend_directions(out: Tensor, other: Tensor, weight: float) -> Tensor:
+    """Rows :math:`\\mathbf{a}` of unit vectors ``out`` ``[n, d]`` moved towards rows
+    :math:`\\mathbf{b}` of ``other`` (unit or zero): :math:`(1 - w)\\,\\mathbf{a} + w\\,\\mathbf{b}`,
+    L2-normalised, with ``weight`` :math:`w`; a zero row of ``other`` (nothing to blend in) keeps
+    its row of ``out`` exactly."""
+    blend = F.normalize((1 - weight) * out + weight * other.to(out.dtype), dim=-1)
+    return torch.where(other.ne(0).any(1, keepdim=True), blend, out)
+
+
 class _SymmetricSpMM(torch.autograd.Function):
     """``A @ X`` for a constant symmetric sparse ``A``: the gradient is ``A @ G`` (no transpose,
     several times faster than autograd through ``torch.sparse.mm`` on CPU)."""
@@ -408,15 +417,13 @@ class KGRecModel(nn.Module):
         out = self.combine(layers)
         if node_type == "user":
             if clicked is not None:
-                has = clicked.ne(0).any(1, keepdim=True)
-                blend = (1 - CLICKED_ITEMS_WEIGHT) * out + CLICKED_ITEMS_WEIGHT * clicked.to(out.dtype)
-                out = torch.where(has, F.normalize(blend, dim=-1), out)
+                out = blend_directions(out, clicked, CLICKED_ITEMS_WEIGHT)
             return self.user_output(out)
         if node_type != "item":
             return out
         if self.use_text and x_raw is not None:
             mapped = F.normalize(x_raw.to(out.dtype) @ self.cold_item_map.to(out.dtype), dim=-1)
-            out = F.normalize((1 - CONTENT_MAP_WEIGHT) * out + CONTENT_MAP_WEIGHT * mapped, dim=-1)
+            out = blend_directions(out, mapped, CONTENT_MAP_WEIGHT)
         return self.item_output(out * self.cold_item_scale(), self.cold_item_bias.expand(len(out)))
 
     def clicked_items_mean(self, item_layers: list[Tensor], rows: Tensor, num_new: int) -> Tensor:
