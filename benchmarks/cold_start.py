@@ -114,7 +114,10 @@ def load_dataset(name: str, root: Path) -> KnowledgeGraph:
     if name == "ml100k":
         return kgrec.loaders.movielens(root / "ml-100k")
     if name == "lastfm":
-        return kgrec.loaders.hetrec_lastfm(root / "hetrec2011-lastfm-2k", kg_dir=root / "lastfm-kgcn")
+        # without the users' tagged artists (user -> item triples, which kgrec reads as interactions):
+        # a new node brings only what the protocol above says, and a new artist no users
+        return kgrec.loaders.hetrec_lastfm(root / "hetrec2011-lastfm-2k", kg_dir=root / "lastfm-kgcn",
+                                           tagged_artists=False)
     raise ValueError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})")
 
 

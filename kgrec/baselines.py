@@ -34,6 +34,12 @@ kgrec gets the same treatment (early stopping on a split carved from train, then
 of it for the best number of epochs), so the comparison is like for like. ``grid=None`` trains
 the given ``lr`` / ``reg`` for exactly ``epochs``.
 
+``user_item_triples=True`` trains MF and LightGCN on the interactions joined by the graph's
+user-item knowledge triples (a second behaviour, e.g. HetRec Last.fm's tagged artists), as
+kgrec does (:func:`kgrec.graph_index.with_user_item_triples`): the same training pairs, so the
+two compare like for like on a graph that has them. Seen items, which ranking excludes, stay
+the interactions alone.
+
 Seeded (``seed``), device ``"auto"`` (CUDA when present). ``train_seconds_`` is the wall time of
 the final fit (tuning excluded, ``tune_seconds_`` holds that), ``seconds_per_epoch_`` the mean
 time of a training epoch without evaluation, ``epochs_`` the number of epochs of the final fit.
@@ -70,10 +76,21 @@ def _canonical(kg: KnowledgeGraph) -> tuple[pd.Index, pd.Index]:
     return users, items
 
 
-def _edges(kg: KnowledgeGraph, users: pd.Index, items: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+def _edges(kg: KnowledgeGraph, users: pd.Index, items: pd.Index,
+           user_item_triples: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, item) positions of ``kg``'s interactions, joined, with
+    ``user_item_triples``, by its user-item knowledge triples (either way round)."""
     inter = kg.interactions
-    u = users.get_indexer(inter["user_id"].astype(str))
-    i = items.get_indexer(inter["item_id"].astype(str))
+    user_col, item_col = [inter["user_id"].astype(str)], [inter["item_id"].astype(str)]
+    if user_item_triples:
+        t = kg.triples
+        for head, tail in (("user", "item"), ("item", "user")):
+            m = ((t["head_type"] == head) & (t["tail_type"] == tail)).to_numpy()
+            ends = {head: t["head"][m].astype(str), tail: t["tail"][m].astype(str)}
+            user_col.append(ends["user"])
+            item_col.append(ends["item"])
+    u = users.get_indexer(pd.concat(user_col, ignore_index=True))
+    i = items.get_indexer(pd.concat(item_col, ignore_index=True))
     ok = (u >= 0) & (i >= 0)
     pairs = np.unique(u[ok].astype(np.int64) * len(items) + i[ok])
     return pairs // len(items), pairs % len(items)
@@ -85,6 +102,7 @@ class Baseline:
     user_ids: pd.Index
     item_ids: pd.Index
     train_: KnowledgeGraph
+    user_item_triples: bool = False
 
     @staticmethod
     def _check_train(train: object) -> None:
@@ -96,7 +114,7 @@ class Baseline:
         self._check_train(train)
         self.user_ids, self.item_ids = _canonical(train)
         self.train_ = train
-        u, i = _edges(train, self.user_ids, self.item_ids)
+        u, i = _edges(train, self.user_ids, self.item_ids, self.user_item_triples)
         if len(u) == 0:
             raise ValueError("the training graph has no interactions between its users and items")
         return u, i
@@ -201,6 +219,7 @@ class BPRBaseline(Baseline):
         seed: int = 0,
         device: str = "auto",
         verbose: bool = False,
+        user_item_triples: bool = False,
     ):
         if dim <= 0 or batch_size <= 0 or epochs <= 0 or eval_every <= 0 or patience <= 0:
             raise ValueError("dim, batch_size, epochs, eval_every and patience must be positive")
@@ -218,6 +237,7 @@ class BPRBaseline(Baseline):
         self.seed = seed
         self.device = device
         self.verbose = verbose
+        self.user_item_triples = user_item_triples
 
     # subclasses build the module and its propagation matrix
     def _module(self, num_users: int, num_items: int) -> torch.nn.Module:
@@ -229,7 +249,8 @@ class BPRBaseline(Baseline):
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("dim", "lr", "reg", "batch_size", "epochs", "grid", "valid_fraction",
-                                              "eval_every", "patience", "seed", "device", "verbose")}
+                                              "eval_every", "patience", "seed", "device", "verbose",
+                                              "user_item_triples")}
 
     def fit(self, train: KnowledgeGraph) -> "BPRBaseline":
         """Tune on a validation split carved from ``train`` (if ``grid``), then train on all of it."""

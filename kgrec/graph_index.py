@@ -123,7 +123,8 @@ class GraphTensors:
     num_entities: int
     num_edge_types: int
     x: Tensor | None                 # [N, F] float32 text features, or None
-    inter_user: Tensor               # [M] user positions of training interactions (sorted by user, item)
+    inter_user: Tensor               # [M] user positions of training positives (sorted by user, item): the
+                                     # interactions and the user-item triples (with_user_item_triples)
     inter_item: Tensor               # [M] item positions (within items)
     edge_index: Tensor               # [2, E] homogeneous (source, target)
     edge_type: Tensor                # [E]
@@ -216,12 +217,17 @@ class GraphTensors:
 
 
 def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None, *,
-                use_kg: bool = True, item_neighbors: int = 0) -> tuple[GraphIndex, GraphTensors]:
+                use_kg: bool = True, item_neighbors: int = 0,
+                user_item_triples: Literal["interactions", "knowledge"] = "interactions"
+                ) -> tuple[GraphIndex, GraphTensors]:
     """Index and tensors of ``kg``. ``features`` (node type -> ``[N, F]`` rows in table order;
     default ``kg.features``) are checked to be finite. ``use_kg=False`` keeps only the
     interaction edges (entities stay as isolated nodes). ``item_neighbors=k > 0`` adds, for each
     item, knowledge edges to its ``k`` most co-interacted items (cosine of their user sets) as the
-    relation :data:`CO_RELATION`."""
+    relation :data:`CO_RELATION`. Knowledge triples between a user and an item join the
+    interactions (:func:`with_user_item_triples`), or with ``user_item_triples="knowledge"``
+    stay knowledge edges like the others."""
+    as_interactions = use_kg and user_item_triples == "interactions"
     features = features if features is not None else kg.features
     if features is not None:
         for nt in NODE_TYPES:
@@ -242,12 +248,14 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     off = {nt: index.offset(nt) for nt in NODE_TYPES}
 
     ui = data["user", "interacted", "item"].edge_index
+    if as_interactions:
+        ui = with_user_item_triples(ui, data, I)
     src = [ui[0], ui[1] + U]
     dst = [ui[1] + U, ui[0]]
     typ = [torch.full((ui.size(1),), USER_TO_ITEM), torch.full((ui.size(1),), ITEM_TO_USER)]
     if use_kg:
         for (h, rel, t) in data.edge_types:
-            if rel != "kg":
+            if rel != "kg" or (as_interactions and {h, t} == {"user", "item"}):
                 continue
             store = data[h, rel, t]
             ei, r = store.edge_index, store.edge_relation
@@ -278,6 +286,26 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     gt = GraphTensors(U, I, index.num_entities, index.num_edge_types, x, ui[0].long(), ui[1].long(),
                       edge_index, edge_type, edge_norm, deg, co_edge_types(index))
     return index, gt
+
+
+def with_user_item_triples(ui: Tensor, data, num_items: int) -> Tensor:
+    """The interaction pairs ``ui`` ``[2, M]`` (user, item positions) joined by the pairs of every
+    knowledge triple between a user and an item (either way round), without duplicates and
+    sorted by user, then item.
+
+    Such triples are a second behaviour of users towards items (an artist the user tagged, a
+    product they viewed): they train and propagate as interactions do, but stay out of the
+    seen items that ranking excludes, which are the interaction table's alone."""
+    pairs = [ui]
+    for (h, rel, t) in data.edge_types:
+        if rel == "kg" and {h, t} == {"user", "item"}:
+            ei = data[h, rel, t].edge_index
+            pairs.append(ei if h == "user" else ei.flip(0))
+    if len(pairs) == 1:
+        return ui
+    both = torch.cat(pairs, 1).long()
+    keys = torch.unique(both[0] * num_items + both[1])
+    return torch.stack([keys // num_items, keys % num_items])
 
 
 def co_edge_types(index: GraphIndex) -> tuple[int, int] | None:

@@ -112,7 +112,7 @@ class _Messages:
 
     @classmethod
     def build(cls, triples: pd.DataFrame | None, interactions: pd.DataFrame | None,
-              relations: pd.Index) -> "_Messages":
+              relations: pd.Index, user_item_as_interactions: bool = True) -> "_Messages":
         # edges as (first end, second end): triples (head, tail), interactions (user, item);
         # each carries a message to its second end (forward) and one to its first (reverse)
         firsts, seconds, first_t, second_t, fwd, rev = [], [], [], [], [], []
@@ -121,10 +121,18 @@ class _Messages:
             rel = relations.get_indexer(pd.Index(rel_names, dtype=object))[rel_codes]
             firsts.append(triples["head"])
             seconds.append(triples["tail"])
-            first_t.append(_type_codes(triples["head_type"]))
-            second_t.append(_type_codes(triples["tail_type"]))
-            fwd.append(np.where(rel >= 0, relation_type(0) + 2 * rel, -1))
-            rev.append(np.where(rel >= 0, relation_type(0, reverse=True) + 2 * rel, -1))
+            head_t, tail_t = _type_codes(triples["head_type"]), _type_codes(triples["tail_type"])
+            first_t.append(head_t)
+            second_t.append(tail_t)
+            # a user-item triple is a second behaviour and propagates as an interaction does
+            # (kgrec.graph_index.with_user_item_triples), whatever its relation
+            user, item = NODE_TYPES.index("user"), NODE_TYPES.index("item")
+            to_item = (head_t == user) & (tail_t == item) & user_item_as_interactions
+            to_user = (head_t == item) & (tail_t == user) & user_item_as_interactions
+            fwd.append(np.select([to_item, to_user, rel >= 0],
+                                 [USER_TO_ITEM, ITEM_TO_USER, relation_type(0) + 2 * rel], -1))
+            rev.append(np.select([to_item, to_user, rel >= 0],
+                                 [ITEM_TO_USER, USER_TO_ITEM, relation_type(0, reverse=True) + 2 * rel], -1))
         if interactions is not None and len(interactions):
             n = len(interactions)
             firsts.append(interactions["user_id"])
@@ -218,7 +226,8 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     _, layers = result._forward()
     device = layers[0].device
     report = {"edges_used": 0, "edges_unknown_node": 0, "edges_unknown_relation": 0, "edges_within_batch": 0}
-    msgs = _Messages.build(triples if result.config.use_kg else None, interactions, idx.relations)
+    msgs = _Messages.build(triples if result.config.use_kg else None, interactions, idx.relations,
+                           result.config.user_item_triples == "interactions")
     neighbours = _Neighbours()
     deg = result.graph.deg
     for nt in NODE_TYPES:

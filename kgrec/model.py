@@ -98,6 +98,11 @@ trained by the cold-start views of :mod:`kgrec.training` against the detached wa
 \\mathbf{r}_\\rho`: :meth:`KGRecModel.start_inductive_path`): training them cannot change the
 warm ranking, and the warm model is not pulled towards what text alone can express.
 
+Knowledge triples between a user and an item (a second behaviour: an artist the user tagged)
+join the interaction edges :math:`\\mathcal{N}_I` and the training pairs, whatever their relation
+(:func:`kgrec.graph_index.with_user_item_triples`; ``user_item_triples="knowledge"`` keeps them
+knowledge edges).
+
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
 tensors are built, see :func:`kgrec.graph_index.build_graph`), ``item_bias=False`` scores by the

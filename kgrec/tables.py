@@ -177,7 +177,9 @@ def from_tables(
       column name). Multi-valued cells are split on ``multi_value_sep``.
     - ``triples``: knowledge edges ``head, relation, tail``; heads are items unless a
       ``head_type`` column says ``user``/``entity``; tails are entities unless ``tail_type`` says
-      ``item``. Unknown items in triples are an error; unknown entities become nodes.
+      ``item``. Unknown items in triples are an error; unknown entities become nodes. A triple
+      from a user to an item is a second behaviour (tagged, viewed): kgrec trains on it as on
+      an interaction, but it never counts as seen (:func:`kgrec.graph_index.with_user_item_triples`).
     """
     rcols = [user_col, item_col]
     inter, src_i = read_table(interactions, sep=sep, encoding=encoding, required=rcols)

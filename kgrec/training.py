@@ -88,6 +88,10 @@ class TrainConfig:
                                        # (0 = off; None: 10 with cold_views 'during', 20 with 'after')
     inductive_lr: float | None = None  # Adam learning rate of those epochs (None: lr, or 10 x lr with 'after')
     item_neighbors: int = 0            # join each item to its k most co-interacted items (0 = off)
+    user_item_triples: Literal["interactions", "knowledge"] = "interactions"  # knowledge triples between a
+                                       # user and an item (a second behaviour: tagged, viewed): train and
+                                       # propagate as interactions (never excluded when ranking), or stay
+                                       # knowledge edges (relation-modulated, layer 0 only)
     ema_epochs: float = 10.0           # validate and keep the exponential moving average (EMA) of the weights
                                        # over about this many epochs (kgrec.weight_average; 0 = raw weights)
     kg_loss_weight: float = 0.0        # weight of a KG completion loss on layer 0 (0 = off; see _kg_loss)
@@ -133,6 +137,9 @@ class TrainConfig:
     def validate(self) -> None:
         if self.loss not in ("softmax", "bpr"):
             raise ValueError(f"loss must be 'softmax' or 'bpr' (got {self.loss!r})")
+        if self.user_item_triples not in ("interactions", "knowledge"):
+            raise ValueError(f"user_item_triples must be 'interactions' or 'knowledge' "
+                             f"(got {self.user_item_triples!r})")
         if self.cold_views not in ("after", "during"):
             raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
         for name in ("dim", "epochs", "batch_size", "num_negatives", "eval_every", "cold_view_every"):
@@ -231,7 +238,8 @@ class FitResult:
         and relations as the training graph. Returns ``self``."""
         features = features if features is not None else kg.features
         index, graph = build_graph(kg, features if self.model.use_text else None, use_kg=self.config.use_kg,
-                                   item_neighbors=self.config.item_neighbors)
+                                   item_neighbors=self.config.item_neighbors,
+                                   user_item_triples=self.config.user_item_triples)
         if self.model.use_text:
             graph.x = self.model.reduce_all(graph.x.to(self.device)).detach()
         for name in ("user_ids", "item_ids", "entity_ids", "relations"):
@@ -438,7 +446,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         raise ValueError("use_text=True needs text features: pass features=kgrec.text_features.encode_graph(kg) "
                          "or set use_text=False")
     index, graph = build_graph(train_kg, features if config.use_text else None, use_kg=config.use_kg,
-                               item_neighbors=config.item_neighbors)
+                               item_neighbors=config.item_neighbors,
+                               user_item_triples=config.user_item_triples)
     if len(graph.inter_user) == 0:
         raise ValueError("the training graph has no interactions")
     graph = graph.to(device)

@@ -8,6 +8,10 @@ What becomes what
     - user_taggedartists.dat + tags.dat: item attributes ``HAS_TAG -> tag:<tag value>`` (kind
       ``tag``), one edge per (artist, tag), the tags most users gave an artist first (so that the
       item text ``"<artist>. Tag: rock, 80s, ..."`` shows the strongest ones).
+    - user_taggedartists.dat also gives user-item edges ``TAGGED`` (head_type ``user``, tail_type
+      ``item``; ``tagged_artists=True``), one per (user, artist) pair the user tagged: a second
+      behaviour, which kgrec trains on and propagates as it does listens, but never excludes
+      from a user's recommendations (:func:`kgrec.graph_index.with_user_item_triples`).
     - user_friends.dat: user-user edges ``FRIEND_OF`` (head_type ``user``, tail_type ``user``),
       one per row as given (the file lists each friendship in both directions).
     - KGCN KG (``kg_dir``): see :func:`kgcn_kg`; KG entities that are artists become the item
@@ -41,7 +45,8 @@ HETREC_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_taggedartis
 
 
 def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, min_tag_users: int = 1,
-                  tags: bool = True, friends: bool = True, name: str | None = None) -> KnowledgeGraph:
+                  tags: bool = True, tagged_artists: bool = True, friends: bool = True,
+                  name: str | None = None) -> KnowledgeGraph:
     """Load HetRec 2011 Last.fm (and, with ``kg_dir``, the KGCN music KG) as a KnowledgeGraph.
 
     ``hetrec_dir`` holds artists.dat (UTF-8), tags.dat (latin-1, CRLF), user_artists.dat,
@@ -79,7 +84,7 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
     ent: list[pd.DataFrame] = []
     trip: list[pd.DataFrame] = []
 
-    if tags and f_uta.exists():
+    if (tags or tagged_artists) and f_uta.exists():
         tag_df = read_delimited(require_file(f_tags, "tag names", "tags.dat comes with user_taggedartists.dat"),
                                 ["tagID", "tagValue"], sep="\t", header=True, encoding="latin-1")
         tag_ids = ids(tag_df, "tagID", f_tags, "tagID")
@@ -96,28 +101,34 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
         if (~known).any():
             report["tag_assignments_unknown_artist_dropped"] = int((~known).sum())
             report["tagged_artists_missing_from_artists_dat"] = int(t_art[~known].nunique())
-        pairs = pd.DataFrame({"item": t_art.to_numpy()[known], "tag": t_tag.to_numpy()[known],
-                              "user": t_user.to_numpy()[known]})
-        counts = pairs.groupby(["item", "tag"], sort=False)["user"].nunique().rename("n").reset_index()
-        if min_tag_users > 1:
-            low = counts["n"] < min_tag_users
-            report["artist_tags_below_min_users_dropped"] = int(low.sum())
-            counts = counts[~low.to_numpy()]
-        # strongest tags first within each artist (stable: ties keep file order)
-        counts = counts.assign(_o=np.arange(len(counts))).sort_values(["item", "n", "_o"], ascending=[True, False, True],
-                                                                      kind="stable")
-        value_of = pd.Series(tag_val.to_numpy(), index=tag_ids.to_numpy())
-        tail_name = value_of.reindex(counts["tag"].to_numpy()).to_numpy()
-        tail = "tag:" + pd.Series(tail_name, dtype="string")
-        used = pd.unique(tail_name)
-        unused = len(tag_ids) - len(used)
-        if unused:
-            report["tags_unused"] = int(unused)
-        ent.append(pd.DataFrame({"entity_id": "tag:" + pd.Series(used, dtype="string"), "kind": "tag", "name": used}))
-        trip.append(pd.DataFrame({"head_type": "item", "head": counts["item"].to_numpy(), "relation": "HAS_TAG",
-                                  "tail_type": "entity", "tail": tail.to_numpy()}))
+        if tags:
+            pairs = pd.DataFrame({"item": t_art.to_numpy()[known], "tag": t_tag.to_numpy()[known],
+                                  "user": t_user.to_numpy()[known]})
+            counts = pairs.groupby(["item", "tag"], sort=False)["user"].nunique().rename("n").reset_index()
+            if min_tag_users > 1:
+                low = counts["n"] < min_tag_users
+                report["artist_tags_below_min_users_dropped"] = int(low.sum())
+                counts = counts[~low.to_numpy()]
+            # strongest tags first within each artist (stable: ties keep file order)
+            counts = counts.assign(_o=np.arange(len(counts))).sort_values(
+                ["item", "n", "_o"], ascending=[True, False, True], kind="stable")
+            value_of = pd.Series(tag_val.to_numpy(), index=tag_ids.to_numpy())
+            tail_name = value_of.reindex(counts["tag"].to_numpy()).to_numpy()
+            tail = "tag:" + pd.Series(tail_name, dtype="string")
+            used = pd.unique(tail_name)
+            unused = len(tag_ids) - len(used)
+            if unused:
+                report["tags_unused"] = int(unused)
+            ent.append(pd.DataFrame({"entity_id": "tag:" + pd.Series(used, dtype="string"), "kind": "tag",
+                                     "name": used}))
+            trip.append(pd.DataFrame({"head_type": "item", "head": counts["item"].to_numpy(), "relation": "HAS_TAG",
+                                      "tail_type": "entity", "tail": tail.to_numpy()}))
         extra_users = pd.Index(pd.unique(t_user)).difference(users)
         users = users.append(extra_users)
+        if tagged_artists:
+            tagged = pd.DataFrame({"head": t_user.to_numpy()[known], "tail": t_art.to_numpy()[known]}).drop_duplicates()
+            trip.append(pd.DataFrame({"head_type": "user", "head": tagged["head"].to_numpy(), "relation": "TAGGED",
+                                      "tail_type": "item", "tail": tagged["tail"].to_numpy()}))
 
     if friends and f_uf.exists():
         uf = read_delimited(require_file(f_uf), ["userID", "friendID"], sep="\t", header=True)

@@ -127,6 +127,28 @@ def test_seeded_runs_are_identical_and_tuning_uses_only_train() -> None:
     assert tuned.evaluate(test, k=10)["recall@10"] > 0.5
 
 
+def test_user_item_triples_join_the_training_pairs_not_the_seen_items() -> None:
+    """``user_item_triples=True``: the triples' pairs (either way round, once each) train beside
+    the interactions; ``recommend`` still excludes only the interactions."""
+    kg = _small_graph()
+    extra = pd.DataFrame({"head_type": ["user", "user", "item"], "head": ["u0", "u0", "i39"],
+                          "relation": ["TAGGED", "TAGGED", "SHOWN_TO"], "tail_type": ["item", "item", "user"],
+                          "tail": ["i38", "i38", "u1"]}).astype("string")
+    kg.triples = pd.concat([kg.triples, extra], ignore_index=True)
+    users, items = _canonical(kg)
+    plain = set(zip(*_edges(kg, users, items)))
+    joined = set(zip(*_edges(kg, users, items, user_item_triples=True)))
+    new = {(users.get_loc("u0"), items.get_loc("i38")), (users.get_loc("u1"), items.get_loc("i39"))}
+    assert joined == plain | new and not new & plain
+    model = LightGCNBaseline(grid=None, epochs=30, batch_size=64, lr=1e-2, user_item_triples=True).fit(kg)
+    top = model.recommend(["u0"], k=len(items))
+    seen = set(kg.interactions.loc[kg.interactions["user_id"] == "u0", "item_id"])
+    assert "i38" in set(top["item_id"]) and not seen & set(top["item_id"])
+    control = LightGCNBaseline(grid=None, epochs=30, batch_size=64, lr=1e-2).fit(kg).recommend(["u0"], k=len(items))
+    rank = {name: df.set_index("item_id").loc["i38", "rank"] for name, df in (("with", top), ("without", control))}
+    assert rank["with"] < rank["without"]
+
+
 def test_unfitted_and_bad_input_errors() -> None:
     with pytest.raises(ModelError, match="not fitted"):
         MFBPR().scorer(torch.tensor([0]))

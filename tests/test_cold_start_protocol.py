@@ -89,7 +89,7 @@ def test_lastfm_user_removal_drops_friend_links_both_ways(cs, data_root):
     g = cs.remove_nodes(train, "user", held)
     _assert_gone(g, "user", held)
     brought = cs.node_triples(kg, "user", held)
-    assert len(brought) > 0 and set(brought["relation"]) == {"FRIEND_OF"}
+    assert len(brought) > 0 and set(brought["relation"]) == {"FRIEND_OF", "TAGGED"}
 
 
 def test_first_interactions_by_timestamp_then_file_order(cs):

@@ -140,13 +140,29 @@ def test_lastfm_counts(lastfm: KnowledgeGraph) -> None:
     assert s.entity_kinds["tag"] == 9718  # tags used on a known artist
     assert s.relations["HAS_TAG"] == 108_437  # distinct (artist, tag) pairs
     assert s.relations["FRIEND_OF"] == 25_434
+    assert s.relations["TAGGED"] == 70_297  # distinct (user, known artist) pairs of user_taggedartists.dat
     assert s.report["tag_assignments_unknown_artist_dropped"] == 1538
     assert s.report["tagged_artists_missing_from_artists_dat"] == 390  # the known upstream quirk
     assert s.report["tags_unused"] == 11_946 - 9718
 
 
+def test_lastfm_tagged_artists_are_user_item_triples(lastfm: KnowledgeGraph, data_root: Path) -> None:
+    raw = pd.read_csv(data_root / "hetrec2011-lastfm-2k" / "user_taggedartists.dat", sep="\t", dtype=str)
+    artists = pd.read_csv(data_root / "hetrec2011-lastfm-2k" / "artists.dat", sep="\t", dtype=str, usecols=[0])
+    raw = raw[raw["artistID"].isin(artists["id"])]
+    expected = set(zip(raw["userID"], raw["artistID"]))
+    t = lastfm.triples[lastfm.triples["relation"] == "TAGGED"]
+    assert set(t["head_type"]) == {"user"} and set(t["tail_type"]) == {"item"}
+    assert set(zip(t["head"], t["tail"])) == expected and len(t) == len(expected)
+    # a second behaviour, kept apart from the listens
+    listens = set(zip(lastfm.interactions["user_id"], lastfm.interactions["item_id"]))
+    assert 0 < len(expected & listens) < len(expected)
+    off = L.hetrec_lastfm(data_root / "hetrec2011-lastfm-2k", tagged_artists=False)
+    assert "TAGGED" not in set(off.triples["relation"]) and "HAS_TAG" in set(off.triples["relation"])
+
+
 def test_lastfm_kgcn_join(lastfm: KnowledgeGraph, data_root: Path) -> None:
-    kgt = lastfm.triples[~lastfm.triples["relation"].isin(["HAS_TAG", "FRIEND_OF"])]
+    kgt = lastfm.triples[~lastfm.triples["relation"].isin(["HAS_TAG", "FRIEND_OF", "TAGGED"])]
     assert len(kgt) == 15_518  # every kg.txt triple, each touching an item
     assert kgt["relation"].nunique() == 60
     assert ((kgt["head_type"] == "item") | (kgt["tail_type"] == "item")).all()

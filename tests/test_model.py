@@ -65,6 +65,33 @@ def test_graph_index_is_canonical_and_typed() -> None:
     assert (g.edge_index[1, src_type] >= index.offset("entity")).all()
 
 
+def test_user_item_triples_train_and_propagate_as_interactions() -> None:
+    """A knowledge triple between a user and an item joins the training pairs and the
+    interaction edges (once, even when the pair is also an interaction, either way round), and
+    leaves the knowledge edges; with ``user_item_triples="knowledge"`` it stays a knowledge edge."""
+    kg = tiny_graph()
+    extra = pd.DataFrame({"head_type": ["user", "user", "item"], "head": ["u3", "u1", "i5"],
+                          "relation": ["TAGGED", "TAGGED", "SHOWN_TO"], "tail_type": ["item", "item", "user"],
+                          "tail": ["i1", "i1", "u2"]})
+    kg.triples = pd.concat([kg.triples, extra.astype("string")], ignore_index=True)
+    index, g = build_graph(kg, features_for(kg))
+    pairs = list(zip(index.user_ids[g.inter_user].tolist(), index.item_ids[g.inter_item].tolist()))
+    expected = sorted(set(zip(kg.interactions["user_id"], kg.interactions["item_id"])) | {("u3", "i1"), ("u2", "i5")})
+    assert pairs == expected  # 7 interactions + 2 new pairs, sorted by user then item
+    ui = {(int(s), int(d)) for s, d, t in zip(*g.edge_index, g.edge_type) if t == 0}
+    assert (index.user_ids.get_loc("u3"), index.num_users + index.item_ids.get_loc("i1")) in ui
+    assert len(ui) == len(expected)
+    for rel in ("TAGGED", "SHOWN_TO"):
+        r = index.relations.get_loc(rel)
+        assert not ((g.edge_type == relation_type(r)) | (g.edge_type == relation_type(r, True))).any()
+
+    index_k, g_k = build_graph(kg, features_for(kg), user_item_triples="knowledge")
+    assert len(g_k.inter_user) == 7
+    assert (g_k.edge_type == relation_type(index_k.relations.get_loc("TAGGED"))).sum() == 2
+    _, g_off = build_graph(kg, features_for(kg), use_kg=False)
+    assert len(g_off.inter_user) == 7
+
+
 def test_propagation_is_the_documented_formula() -> None:
     kg = tiny_graph()
     index, g = build_graph(kg, features_for(kg))

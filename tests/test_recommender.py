@@ -110,6 +110,28 @@ def test_fit_without_refit_keeps_the_early_stopped_model(split):
     assert not torch.equal(kept.fit_.model.relation, refitted.fit_.model.relation)
 
 
+def test_user_item_triples_are_trained_on_but_never_excluded(rec, split):
+    """User -> item knowledge triples (a second behaviour such as a tagged artist) are training
+    positives beside the interactions, so they rise in the user's ranking, yet ranking excludes
+    only the interactions."""
+    train, _ = split
+    seen = set(train.interactions.loc[train.interactions["user_id"] == "1", "item_id"])
+    before = rec.recommend(["1"], k=train.num_items)
+    tagged = before["item_id"][~before["item_id"].isin(seen)].tail(5).tolist()  # the 5 the model ranks last
+    extra = pd.DataFrame({"head_type": "user", "head": "1", "relation": "TAGGED", "tail_type": "item", "tail": tagged})
+    kg = train.with_interactions(train.interactions, triples=pd.concat([train.triples, extra.astype("string")],
+                                                                     ignore_index=True))
+    kg.features = train.features
+    tagged_rec = train_small(kg, valid_fraction=0.1)
+    assert len(tagged_rec.fit_.graph.inter_user) == len(train.interactions) + 5
+    after = tagged_rec.recommend(["1"], k=train.num_items)
+    assert set(tagged) <= set(after["item_id"])  # not excluded
+    control = train_small(train, valid_fraction=0.1).recommend(["1"], k=train.num_items)  # the same, untagged
+    rank_control = control.set_index("item_id").loc[tagged, "rank"]
+    rank_after = after.set_index("item_id").loc[tagged, "rank"]
+    assert (rank_after < rank_control).all(), (rank_after.tolist(), rank_control.tolist())
+
+
 def test_save_load_round_trip_and_corruption(rec, tmp_path):
     path = rec.save(tmp_path / "model")
     loaded = kgrec.Recommender.load(path)

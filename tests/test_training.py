@@ -458,6 +458,21 @@ def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: FitR
     assert torch.equal(no_clicks.users[:, :trained.model.dim], trained.model.combine(no_clicks.states["user"].layers))
 
 
+def test_new_users_user_item_triples_count_as_interactions(trained: FitResult, small) -> None:
+    """A new user's user -> item triple (a second behaviour, e.g. a tagged artist) is read as an
+    interaction, whatever its relation's name: the same vector as the interaction itself."""
+    items = small.interactions[small.interactions["user_id"] == "1"]["item_id"].head(2).tolist()
+    x = NewNodeBatch(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
+    clicks = pd.DataFrame({"user_id": ["new-1", "new-1"], "item_id": items})
+    tagged = pd.DataFrame({"head_type": ["user", "item"], "head": ["new-1", items[1]],
+                           "relation": ["TAGGED", "SHOWN_TO"], "tail_type": ["item", "user"], "tail": [items[0], "new-1"]})
+    by_clicks = trained.embed_new_nodes(users=x, interactions=clicks)
+    by_triples = trained.embed_new_nodes(users=x, triples=tagged)
+    assert by_triples.report["edges_used"] == 2 and by_triples.report["edges_unknown_relation"] == 0
+    assert torch.equal(by_triples.users, by_clicks.users)
+    assert not torch.equal(by_triples.users, trained.embed_new_nodes(users=x).users)
+
+
 def test_new_entities_pass_messages_to_new_items(trained: FitResult, small) -> None:
     feats = small.features
     tri = pd.DataFrame({"head_type": ["item"], "head": ["new-item"], "relation": ["HAS_GENRE"],
