@@ -6,7 +6,8 @@ the canonical order of :func:`kgrec.heterodata.to_heterodata`) and names the rel
 ``[U, U + I)``, entities ``[U + I, N)`` -- with
 
 - ``x``: the LM text features ``[N, F]`` (or ``None``),
-- the training interactions (``inter_user``, ``inter_item`` positions within their type),
+- the training pairs (``inter_user``, ``inter_item`` positions within their type): the
+  interactions and the knowledge triples between a user and an item (:func:`with_user_item_triples`),
 - every propagation edge as ``edge_index [2, E]`` (source, target; both directions of every
   interaction and knowledge edge) with ``edge_type [E]`` and its symmetric normalisation
   ``edge_norm [E] = 1 / sqrt(deg(source) deg(target))``,
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+from torch_geometric.data import HeteroData
 
 from .heterodata import to_heterodata
 from .knowledge_graph import NODE_TYPES, KnowledgeGraph
@@ -288,7 +290,7 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     return index, gt
 
 
-def with_user_item_triples(ui: Tensor, data, num_items: int) -> Tensor:
+def with_user_item_triples(ui: Tensor, data: HeteroData, num_items: int) -> Tensor:
     """The interaction pairs ``ui`` ``[2, M]`` (user, item positions) joined by the pairs of every
     knowledge triple between a user and an item (either way round), without duplicates and
     sorted by user, then item.
