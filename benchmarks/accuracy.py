@@ -169,16 +169,17 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'dataset':<12} {'model':<15} {'Recall@20':>9} {'NDCG@20':>8} {'train s':>8} {'tune s':>7} " \
+    w = max([15] + [len(r["model"]) for r in rows])
+    head = f"{'dataset':<12} {'model':<{w}} {'Recall@20':>9} {'NDCG@20':>8} {'train s':>8} {'tune s':>7} " \
            f"{'s/epoch':>8} {'epochs':>6} {'vs LightGCN':>11}"
     print(head)
     print("-" * len(head))
     for r in rows:
         if "error" in r:
-            print(f"{r['dataset']:<12} {r['model']:<15} failed: {r['error']}")
+            print(f"{r['dataset']:<12} {r['model']:<{w}} failed: {r['error']}")
             continue
         m = r["metrics"]
-        print(f"{r['dataset']:<12} {r['model']:<15} {m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} "
+        print(f"{r['dataset']:<12} {r['model']:<{w}} {m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} "
               f"{_fmt(r['train_s'], '8.1f')} {_fmt(r['tune_s'], '7.0f')} {_fmt(r['s_per_epoch'], '8.3f')} "
               f"{_fmt(r['epochs'], '6.0f')} {_fmt(r.get('vs_lightgcn', float('nan')), '11.3f')}")
 
