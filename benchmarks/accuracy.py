@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         tune = ds.tune and not args.no_tune
         epochs = args.epochs if args.epochs is not None else ds.epochs
         ds_rows = []
-        t = train.triples
-        user_item = int(((t["head_type"] == "user") & (t["tail_type"] == "item")
-                         | (t["head_type"] == "item") & (t["tail_type"] == "user")).sum())
+        user_item = len(train.user_item_triples())
         if user_item:
             print(f"# {ds_name}: {user_item:,} user-item knowledge triples, which kgrec trains on beside the "
                   f"interactions (lightgcn-user-item-triples: LightGCN on the same pairs)", flush=True)

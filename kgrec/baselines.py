@@ -80,17 +80,11 @@ def _edges(kg: KnowledgeGraph, users: pd.Index, items: pd.Index,
            user_item_triples: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) positions of ``kg``'s interactions, joined, with
     ``user_item_triples``, by its user-item knowledge triples (either way round)."""
-    inter = kg.interactions
-    user_col, item_col = [inter["user_id"].astype(str)], [inter["item_id"].astype(str)]
+    inter = kg.interactions[["user_id", "item_id"]]
     if user_item_triples:
-        t = kg.triples
-        for head, tail in (("user", "item"), ("item", "user")):
-            m = ((t["head_type"] == head) & (t["tail_type"] == tail)).to_numpy()
-            ends = {head: t["head"][m].astype(str), tail: t["tail"][m].astype(str)}
-            user_col.append(ends["user"])
-            item_col.append(ends["item"])
-    u = users.get_indexer(pd.concat(user_col, ignore_index=True))
-    i = items.get_indexer(pd.concat(item_col, ignore_index=True))
+        inter = pd.concat([inter, kg.user_item_triples()], ignore_index=True)
+    u = users.get_indexer(inter["user_id"].astype(str))
+    i = items.get_indexer(inter["item_id"].astype(str))
     ok = (u >= 0) & (i >= 0)
     pairs = np.unique(u[ok].astype(np.int64) * len(items) + i[ok])
     return pairs // len(items), pairs % len(items)

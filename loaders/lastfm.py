@@ -101,9 +101,9 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
         if (~known).any():
             report["tag_assignments_unknown_artist_dropped"] = int((~known).sum())
             report["tagged_artists_missing_from_artists_dat"] = int(t_art[~known].nunique())
+        art_k, user_k = t_art.to_numpy()[known], t_user.to_numpy()[known]
         if tags:
-            pairs = pd.DataFrame({"item": t_art.to_numpy()[known], "tag": t_tag.to_numpy()[known],
-                                  "user": t_user.to_numpy()[known]})
+            pairs = pd.DataFrame({"item": art_k, "tag": t_tag.to_numpy()[known], "user": user_k})
             counts = pairs.groupby(["item", "tag"], sort=False)["user"].nunique().rename("n").reset_index()
             if min_tag_users > 1:
                 low = counts["n"] < min_tag_users
@@ -126,7 +126,7 @@ def hetrec_lastfm(hetrec_dir: str | Path, kg_dir: str | Path | None = None, *, m
         extra_users = pd.Index(pd.unique(t_user)).difference(users)
         users = users.append(extra_users)
         if tagged_artists:
-            tagged = pd.DataFrame({"head": t_user.to_numpy()[known], "tail": t_art.to_numpy()[known]}).drop_duplicates()
+            tagged = pd.DataFrame({"head": user_k, "tail": art_k}).drop_duplicates()
             trip.append(pd.DataFrame({"head_type": "user", "head": tagged["head"].to_numpy(), "relation": "TAGGED",
                                       "tail_type": "item", "tail": tagged["tail"].to_numpy()}))
 
