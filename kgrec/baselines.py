@@ -82,7 +82,7 @@ def _edges(kg: KnowledgeGraph, users: pd.Index, items: pd.Index,
     ``user_item_triples``, by its user-item knowledge triples (either way round)."""
     inter = kg.interactions[["user_id", "item_id"]]
     if user_item_triples:
-        inter = pd.concat([inter, kg.user_item_triples()], ignore_index=True)
+        inter = pd.concat([inter, kg.user_item_triples()[["user_id", "item_id"]]], ignore_index=True)
     u = users.get_indexer(inter["user_id"].astype(str))
     i = items.get_indexer(inter["item_id"].astype(str))
     ok = (u >= 0) & (i >= 0)

@@ -5,8 +5,12 @@ neighbour they enter the item through (the unit the model's score decomposes ove
 - ``similar_users``:    user -> liked item j <- users v -> item        (through each v; grouped by j)
 - ``kg_path``:          user -> liked item j -> entity e1 - entity e2 <- item (3 KG hops; through e2)
 - ``attribute``:        item -> attribute a with no link to the user's history (through a)
+- ``user_item_triple``: user -relation-> item, a knowledge triple of the user's own, e.g. an artist
+  they tagged (through the user)
 
-Each path is a list of ``(node_type, node_id)`` from the user to the item.
+A user's history is their interactions, plus their user-item triples when the model trains on
+those as a second behaviour (``TrainConfig.user_item_triples='interactions'``). Each path is a
+list of ``(node_type, node_id)`` from the user to the item.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ def names(kg: KnowledgeGraph) -> dict[tuple[str, str], str]:
 def describe(path: Path, names: dict[tuple[str, str], str]) -> str:
     """``user 1 -> Toy Story (1995) -> genre: Animation <- Aladdin (1992)``."""
     parts = []
+    if path.kind == "user_item_triple":
+        (_, user), (_, item) = path.nodes
+        return f"user {user} -{path.relation}-> {names.get(('item', item), item)}"
     for t, i in path.nodes:
         label = names.get((t, i), i)
         parts.append(f"user {i}" if t == "user" else (label if t == "item" else f"{label}"))
@@ -53,9 +60,17 @@ class PathFinder:
     """Finds the paths above for many (user, item) pairs: the graph's adjacency is indexed
     once, so each query costs set operations on one user's history."""
 
-    def __init__(self, kg: KnowledgeGraph, *, max_per_neighbour: int = 3):
+    def __init__(self, kg: KnowledgeGraph, *, max_per_neighbour: int = 3, user_item_triples: bool = True):
+        """``user_item_triples``: the users' user-item triples count in their histories (the
+        model propagates over them as interactions)."""
         self.max_per_neighbour = max_per_neighbour
         inter = kg.interactions[["user_id", "item_id"]].astype(str)
+        own = kg.user_item_triples().astype(str)
+        self.user_item_relations: dict[tuple[str, str], list[str]] = {}
+        for u, i, rel in zip(own["user_id"], own["item_id"], own["relation"]):
+            self.user_item_relations.setdefault((u, i), []).append(rel)
+        if user_item_triples and len(own):
+            inter = pd.concat([inter, own[["user_id", "item_id"]]], ignore_index=True).drop_duplicates()
         self.history = inter.groupby("user_id")["item_id"].agg(list).to_dict()
         self.fans = inter.groupby("item_id")["user_id"].agg(list).to_dict()
         t = kg.triples.astype({"head": str, "tail": str, "relation": str})
@@ -89,10 +104,12 @@ class PathFinder:
         return out
 
     def find(self, user: str, item: str) -> list[Path]:
-        """Attribute and KG paths (co-interactions come from :meth:`co_interactions`)."""
+        """The user's own triples to the item, attribute and KG paths (co-interactions come from
+        :meth:`co_interactions`)."""
         cap = self.max_per_neighbour
         hist = self._hist(user) - {item}
-        paths: list[Path] = []
+        paths = [Path("user_item_triple", "user", user, [("user", user), ("item", item)], rel)
+                 for rel in sorted(set(self.user_item_relations.get((user, item), ())))]
         attrs = self.item_attrs.get(item, [])
         for a, rel in attrs:
             liked = sorted(self.attr_items.get(a, set()) & hist)[:cap]

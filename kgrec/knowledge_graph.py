@@ -308,15 +308,16 @@ class KnowledgeGraph:
         return len(self.items)
 
     def user_item_triples(self) -> pd.DataFrame:
-        """``user_id, item_id`` of every knowledge triple between a user and an item, either way
-        round, one row per triple: a second behaviour that kgrec trains on beside the interactions
+        """``user_id, item_id, relation`` of every knowledge triple between a user and an item,
+        either way round, one row per triple: a second behaviour that kgrec trains on beside the interactions
         (:func:`kgrec.graph_index.with_user_item_triples`)."""
         t = self.triples
         parts = []
         for head, tail in (("user", "item"), ("item", "user")):
             m = ((t["head_type"] == head) & (t["tail_type"] == tail)).to_numpy()
             ends = {head: t["head"][m], tail: t["tail"][m]}
-            parts.append(pd.DataFrame({"user_id": ends["user"].to_numpy(), "item_id": ends["item"].to_numpy()}))
+            parts.append(pd.DataFrame({"user_id": ends["user"].to_numpy(), "item_id": ends["item"].to_numpy(),
+                                       "relation": t["relation"][m].to_numpy()}))
         return pd.concat(parts, ignore_index=True).astype("string")
 
     def with_interactions(self, interactions: pd.DataFrame, **changes) -> "KnowledgeGraph":

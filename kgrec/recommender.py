@@ -484,7 +484,9 @@ class Recommender:
         from .explain_paths import PathFinder, names
 
         if getattr(self, "_path_finder", None) is None:
-            self._path_finder = PathFinder(self.graph_)
+            config = self.fit_.config
+            self._path_finder = PathFinder(self.graph_, user_item_triples=config.use_kg
+                                           and config.user_item_triples == "interactions")
             self._names = names(self.graph_)
         return self._path_finder
 
@@ -495,7 +497,9 @@ class Recommender:
         The score is decomposed exactly over the item's neighbours (:meth:`score_contributions`);
         each path (``shared_attribute``: an item you interacted with shares this attribute;
         ``similar_users``: users who share an item with you interacted with it; ``kg_path``: a
-        3-hop knowledge-graph link to an item you interacted with) carries the contribution of
+        3-hop knowledge-graph link to an item you interacted with; ``user_item_triple``: your own
+        knowledge triple to the item, such as an artist you tagged; see
+        :mod:`kgrec.explain_paths`) carries the contribution of
         the neighbour it enters the item through, split evenly among the paths through that
         neighbour. Neighbours with no path to the user are summed per type into ``other_*``
         rows, the item's own input (text + ID embedding) is the ``item_itself`` row and its learned
@@ -585,12 +589,15 @@ class Recommender:
             ex = self.explain(user, item, top=50)
         except ModelError:
             return "new item: ranked by its text and attributes"
-        paths = ex[ex["kind"].isin(["shared_attribute", "similar_users", "kg_path", "attribute"])]
+        paths = ex[ex["kind"].isin(["user_item_triple", "shared_attribute", "similar_users", "kg_path", "attribute"])]
         if paths.empty:
             return "collaborative signal from other users"
         best = paths.iloc[0]
         nodes = best["nodes"]
         name = lambda t, i: self._names.get((t, i), i)  # noqa: E731
+        if best["kind"] == "user_item_triple":
+            rels = sorted(set(self._paths().user_item_relations[(str(user), str(item))]))
+            return f"linked to you by {' and '.join(rels)}"
         if best["kind"] == "shared_attribute":
             return f"shares {name('entity', nodes[2][1])} with {name('item', nodes[1][1])}, which you liked"
         if best["kind"] == "similar_users":

@@ -130,6 +130,20 @@ def test_user_item_triples_are_trained_on_but_never_excluded(rec, split):
     rank_control = control.set_index("item_id").loc[tagged, "rank"]
     rank_after = after.set_index("item_id").loc[tagged, "rank"]
     assert (rank_after < rank_control).all(), (rank_after.tolist(), rank_control.tolist())
+    # explain() names the user's own triple as the path it enters the item through
+    ex = tagged_rec.explain("1", tagged[0], top=100000)
+    contrib, _, score = tagged_rec.score_contributions("1", tagged[0])
+    own = contrib[(contrib["node_type"] == "user") & (contrib["node_id"] == "1")]
+    row = ex[ex["kind"] == "user_item_triple"]
+    assert len(own) == 1 and len(row) == 1
+    assert row["weight"].item() == pytest.approx(own["weight"].item(), abs=1e-6)
+    name = train.items.set_index("item_id").loc[tagged[0], "name"]
+    assert row["path"].item() == f"user 1 -TAGGED-> {name}"
+    assert ex["weight"].sum() == pytest.approx(score, abs=1e-4)
+    paths = ex[~ex["kind"].str.startswith("other_") & ~ex["kind"].str.startswith("item_")]
+    assert paths["kind"].iloc[0] == "user_item_triple", paths.head(3)  # the strongest path a tagged item has
+    assert tagged_rec.reason("1", tagged[0]) == "linked to you by TAGGED"
+    assert rec.explain("1", tagged[0], top=100000)["kind"].ne("user_item_triple").all()  # no triple, no path
 
 
 def test_save_load_round_trip_and_corruption(rec, tmp_path):
