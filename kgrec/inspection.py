@@ -23,11 +23,12 @@ import pandas as pd
 from .store.base import GraphStore
 
 __all__ = ["QUERY_NAMES", "explanation_paths", "kg_paths", "load_query", "recommendation_coverage",
-           "shared_attributes", "similar_users", "top_recommended", "user_recommendations", "why_recommended"]
+           "shared_attributes", "similar_users", "top_recommended", "user_item_triples", "user_recommendations",
+           "why_recommended"]
 
 QUERY_NAMES = ("user_recommendations", "why_shared_attributes", "why_similar_users", "why_kg_paths_1",
                "why_kg_paths_2", "why_kg_paths_3", "top_recommended", "recommendation_coverage",
-               "explanation_paths")
+               "explanation_paths", "why_user_item_triples")
 
 
 @lru_cache(maxsize=None)
@@ -89,6 +90,12 @@ def similar_users(store: GraphStore, user: str, item: str, limit: int = 10) -> p
                      limit=_limit(limit, "limit"))
 
 
+def user_item_triples(store: GraphStore, user: str, item: str) -> pd.DataFrame:
+    """The relations of ``user``'s own knowledge edges to ``item``, either way round (a second
+    behaviour, e.g. ``TAGGED``): columns ``relation``, ``edges``; empty when there are none."""
+    return run_query(store, "why_user_item_triples", user=_id(user, "user"), item=_id(item, "item"))
+
+
 def kg_paths(store: GraphStore, user: str, item: str, max_hops: int = 3, limit: int = 20) -> pd.DataFrame:
     """Knowledge-graph paths of 1..``max_hops`` knowledge edges (any direction, distinct nodes)
     from an item ``user`` interacted with to ``item``; the node after that item is an item or an
@@ -139,11 +146,16 @@ def why_recommended(store: GraphStore, user: str, item: str, limit: int = 10) ->
       ``user`` (``via`` = that user's id);
     - ``kg_path``: a knowledge-graph path of 1..3 hops from an item the user interacted with to
       ``item`` (paths through an attribute already listed above are left out; ``via`` = the
-      start item).
+      start item);
+    - ``user_item_triple``: the user's own knowledge edge to ``item``, such as an artist they
+      tagged (``support`` = how many edges of that relation; ``via`` = the relation).
 
     Up to ``limit`` rows per reason."""
     user, item, limit = _id(user, "user"), _id(item, "item"), _limit(limit, "limit")
     rows: list[dict] = []
+    for rec in user_item_triples(store, user, item).head(limit).to_dict("records"):
+        rows.append({"reason": "user_item_triple", "support": int(rec["edges"]), "via": rec["relation"],
+                     "path": f"user:{user} -{rec['relation']}- item:{item}"})
     attrs = shared_attributes(store, user, item, limit)
     for rec in attrs.to_dict("records"):
         rows.append({"reason": "shared_attribute", "support": int(rec["items"]), "via": rec["entity_id"],

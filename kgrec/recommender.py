@@ -628,7 +628,9 @@ class Recommender:
                     continue
                 ex = ex[ex["nodes"].map(len) > 1].head(explanations)
                 for j, e in enumerate(ex.itertuples(index=False), start=1):
-                    for t, node in e.nodes[1:-1]:
+                    # a path's EXPLAINS edges point at its inner nodes; a direct one (the user's own
+                    # triple to the item) at the item
+                    for t, node in e.nodes[1:-1] or e.nodes[-1:]:
                         rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
                                      "weight": e.weight, "node_type": t, "node_id": node})
             if rows:

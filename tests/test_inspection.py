@@ -21,6 +21,15 @@ USER = "1"
 def kg(ml100k_dir: Path) -> kgrec.KnowledgeGraph:
     g = sup.subgraph(kgrec.loaders.movielens(ml100k_dir), 120)
     g.features = None
+    # a second behaviour of USER's: TAGGED edges to items with even ids, and the other way round
+    # (item -TAGGED_BY-> user) from items with ids divisible by 3
+    items = g.items["item_id"].astype(str)
+    ids = items.astype(int)
+    tagged = pd.DataFrame({"head_type": "user", "head": USER, "relation": "TAGGED", "tail_type": "item",
+                           "tail": items[ids % 2 == 0]})
+    tagged_by = pd.DataFrame({"head_type": "item", "head": items[ids % 3 == 0], "relation": "TAGGED_BY",
+                              "tail_type": "user", "tail": USER})
+    g.triples = pd.concat([g.triples, tagged.astype("string"), tagged_by.astype("string")], ignore_index=True)
     return g
 
 
@@ -94,6 +103,7 @@ def test_functions_give_the_same_frames_on_both_stores(embedded, neo4j, item) ->
              lambda s: ins.similar_users(s, USER, item),
              lambda s: ins.kg_paths(s, USER, item, limit=5),
              lambda s: ins.why_recommended(s, USER, item),
+             lambda s: ins.why_recommended(s, USER, "6"),
              lambda s: ins.explanation_paths(s, USER, item),
              lambda s: ins.top_recommended(s, "m", limit=10),
              lambda s: ins.recommendation_coverage(s, "m"),
@@ -136,6 +146,21 @@ def test_answers_match_pandas(which, request, kg, recs, item) -> None:
     got = ins.kg_paths(store, USER, item, max_hops=2, limit=10_000)
     two = got[got["hops"] == 2]
     assert sorted(zip(two["start_item"], two["nodes"].str[0])) == sorted(zip(pairs["head"], pairs["tail"]))
+
+    # the user's own knowledge edges to an item, either way round
+    t = kg.triples
+    out = (t["head_type"] == "user") & (t["head"] == USER) & (t["tail_type"] == "item")
+    into = (t["tail_type"] == "user") & (t["tail"] == USER) & (t["head_type"] == "item")
+    own = pd.concat([t[out].assign(item=t["tail"]), t[into].assign(item=t["head"])])
+    for x in (item, "6", "4", "3", "1"):
+        mine = own.loc[own["item"] == x, "relation"].value_counts().sort_index()
+        got = ins.user_item_triples(store, USER, x)
+        assert dict(zip(got["relation"], got["edges"])) == mine.to_dict(), x
+    assert ins.user_item_triples(store, USER, "6")["relation"].tolist() == ["TAGGED", "TAGGED_BY"]
+    assert ins.user_item_triples(store, USER, "1").empty
+    why6 = ins.why_recommended(store, USER, "6")
+    assert why6.loc[why6["reason"] == "user_item_triple", "path"].tolist() == \
+        [f"user:{USER} -TAGGED- item:6", f"user:{USER} -TAGGED_BY- item:6"]
 
     # why: every reason is there, with readable paths
     why = ins.why_recommended(store, USER, item)
