@@ -66,9 +66,8 @@ class PathFinder:
         self.max_per_neighbour = max_per_neighbour
         inter = kg.interactions[["user_id", "item_id"]].astype(str)
         own = kg.user_item_triples().astype(str)
-        self.user_item_relations: dict[tuple[str, str], list[str]] = {}
-        for u, i, rel in zip(own["user_id"], own["item_id"], own["relation"]):
-            self.user_item_relations.setdefault((u, i), []).append(rel)
+        relations = own.drop_duplicates().sort_values("relation").groupby(["user_id", "item_id"])["relation"]
+        self.user_item_relations: dict[tuple[str, str], list[str]] = relations.agg(list).to_dict()  # sorted
         if user_item_triples and len(own):
             inter = pd.concat([inter, own[["user_id", "item_id"]]], ignore_index=True).drop_duplicates()
         self.history = inter.groupby("user_id")["item_id"].agg(list).to_dict()
@@ -109,7 +108,7 @@ class PathFinder:
         cap = self.max_per_neighbour
         hist = self._hist(user) - {item}
         paths = [Path("user_item_triple", "user", user, [("user", user), ("item", item)], rel)
-                 for rel in sorted(set(self.user_item_relations.get((user, item), ())))]
+                 for rel in self.user_item_relations.get((user, item), ())]
         attrs = self.item_attrs.get(item, [])
         for a, rel in attrs:
             liked = sorted(self.attr_items.get(a, set()) & hist)[:cap]

@@ -596,8 +596,7 @@ class Recommender:
         nodes = best["nodes"]
         name = lambda t, i: self._names.get((t, i), i)  # noqa: E731
         if best["kind"] == "user_item_triple":
-            rels = sorted(set(self._paths().user_item_relations[(str(user), str(item))]))
-            return f"linked to you by {' and '.join(rels)}"
+            return f"linked to you by {' and '.join(self._paths().user_item_relations[(str(user), str(item))])}"
         if best["kind"] == "shared_attribute":
             return f"shares {name('entity', nodes[2][1])} with {name('item', nodes[1][1])}, which you liked"
         if best["kind"] == "similar_users":
