@@ -242,6 +242,20 @@ def test_fit_keeps_the_moving_average_of_the_weights(split) -> None:
 
 
 # ---------------------------------------------------------------------- state
+def test_temperature_follows_the_catalogue_unless_set(trained: FitResult, split) -> None:
+    """By default the softmax temperature is 1.5 / ln(number of items); a set value is kept."""
+    train, _ = split
+    rule = 1.5 / math.log(train.num_items)
+    assert TrainConfig().softmax_temperature(train.num_items) == pytest.approx(rule)
+    assert TrainConfig(temperature=0.3).softmax_temperature(train.num_items) == 0.3
+    assert TrainConfig().softmax_temperature(1682) == pytest.approx(0.2019, abs=1e-4)  # ML-100K's 0.2
+    assert trained.config.temperature == pytest.approx(rule) and trained.model.temperature == pytest.approx(rule)
+    again = fit(train, None, TrainConfig(**{**TINY, "epochs": 1, "temperature": 0.3}), device="cpu", progress=False)
+    assert again.model.temperature == 0.3
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        TrainConfig(temperature=0.0).validate()
+
+
 def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
     torch.save(trained.state(), tmp_path / "state.pt")
     again = FitResult.from_state(torch.load(tmp_path / "state.pt", weights_only=True), device="cpu")
