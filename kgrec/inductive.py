@@ -227,7 +227,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     device = layers[0].device
     report = {"edges_used": 0, "edges_unknown_node": 0, "edges_unknown_relation": 0, "edges_within_batch": 0}
     msgs = _Messages.build(triples if result.config.use_kg else None, interactions, idx.relations,
-                           result.config.user_item_triples == "interactions")
+                           result.config.user_item_triples_as_interactions)
     neighbours = _Neighbours()
     deg = result.graph.deg
     for nt in NODE_TYPES:

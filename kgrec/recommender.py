@@ -484,9 +484,8 @@ class Recommender:
         from .explain_paths import PathFinder, names
 
         if getattr(self, "_path_finder", None) is None:
-            config = self.fit_.config
-            self._path_finder = PathFinder(self.graph_, user_item_triples=config.use_kg
-                                           and config.user_item_triples == "interactions")
+            self._path_finder = PathFinder(self.graph_,
+                                           user_item_triples=self.fit_.config.user_item_triples_as_interactions)
             self._names = names(self.graph_)
         return self._path_finder
 

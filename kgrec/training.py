@@ -145,6 +145,12 @@ class TrainConfig:
         return 1.5 / math.log(max(num_items, 2))
 
     @property
+    def user_item_triples_as_interactions(self) -> bool:
+        """Whether user-item triples train and propagate as interactions (``use_kg`` and
+        ``user_item_triples='interactions'``), as :func:`kgrec.graph_index.build_graph` builds them."""
+        return self.use_kg and self.user_item_triples == "interactions"
+
+    @property
     def trains_cold_views(self) -> bool:
         """Whether any cold-start view trains: the softmax loss and a view weighted above 0."""
         return self.loss == "softmax" and (self.cold_item_weight > 0 or self.cold_user_weight > 0)
