@@ -19,12 +19,14 @@ Models: ``kgrec`` (``kgrec.Recommender(...).fit(train)``, its ``evaluate``) and 
 ``kgrec-no-text`` / ``kgrec-no-kg`` / ``kgrec-no-id`` / ``kgrec-no-bias`` (``use_text`` / ``use_kg`` /
 ``use_id`` / ``item_bias`` off) and
 ``kgrec-cold-after`` (``cold_views='after'``: the cold-start views train only after the warm model),
-and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``mf-bpr``, ``popularity``,
-``text-knn``, and, on data with user-item knowledge triples (Last.fm's tagged artists), which kgrec
-trains on as a second behaviour, ``lightgcn-user-item-triples``: LightGCN on the same training pairs.
+and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``ease`` (Steck's linear
+item-item model, strong on dense data), ``mf-bpr``, ``popularity``, ``text-knn``, and, on data
+with user-item knowledge triples (Last.fm's tagged artists), which kgrec trains on as a second
+behaviour, ``lightgcn-user-item-triples``: LightGCN on the same training pairs.
 The BPR baselines are tuned on a validation split carved from train (a grid over lr and
-L2, early stopping; see :mod:`kgrec.baselines`) unless ``--no-tune``; kgrec early-stops on its own
-validation split carved from train. The test split is used once, for the table.
+L2, early stopping; see :mod:`kgrec.baselines`), EASE likewise over its L2, unless
+``--no-tune``; kgrec early-stops on its own validation split carved from train. The test split
+is used once, for the table.
 
 Every model is evaluated by the same :func:`kgrec.evaluation.evaluate` (full ranking, training items
 excluded; Recall = hits / |test items|, NDCG with binary relevance). Columns: Recall@20, NDCG@20,
@@ -66,7 +68,7 @@ K = (10, 20)
 ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": False},
              "kgrec-no-id": {"use_id": False}, "kgrec-no-bias": {"item_bias": False},
              "kgrec-cold-after": {"cold_views": "after"}}
-ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "lightgcn-user-item-triples", "mf-bpr", "popularity", "text-knn"]
+ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "lightgcn-user-item-triples", "ease", "mf-bpr", "popularity", "text-knn"]
 
 
 @dataclass
@@ -143,6 +145,8 @@ def run_baseline(name: str, train: KnowledgeGraph, test: KnowledgeGraph, tune: b
         model: B.Baseline = B.Popularity()
     elif name == "text-knn":
         model = B.TextKNN(device=device)
+    elif name == "ease":
+        model = B.EASE(device=device, verbose=verbose, **({} if tune else {"l2_grid": None}))
     else:
         cls = B.LightGCNBaseline if name.startswith("lightgcn") else B.MFBPR
         kw: dict[str, Any] = {"device": device, "verbose": verbose,

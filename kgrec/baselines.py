@@ -13,6 +13,12 @@ Tensor[b, num_items]`` and ``evaluate(test, k)``.
     PyG's :class:`torch_geometric.nn.models.LightGCN` on the user-item graph:
     ``E^(l+1) = D^-1/2 A D^-1/2 E^(l)``, ``e = mean_l E^(l)`` (l = 0..L), ``s(u, i) = e_u . e_i``,
     trained with its ``recommendation_loss`` (BPR + L2 on the batch's layer-0 embeddings).
+``EASE``
+    Steck's EASE^R (WWW 2019), a linear item-item model in closed form: with ``X`` the binary
+    user-item training matrix, ``P = (X^T X + lambda I)^-1`` and ``B = I - P diag(1/diag(P))``
+    (the minimiser of ``||X - X B||^2 + lambda ||B||^2`` subject to ``diag(B) = 0``),
+    ``s(u, i) = (X_u B)_i``. A strong baseline on dense data; it needs a dense items x items
+    matrix (``max_items``), and ``lambda`` is tuned like the BPR models' grid (below).
 ``TextKNN``
     Content only, the cold-start baseline: ``s(u, i) = cos(mean_{j in N(u)} t_j, t_i)``, ``t``
     the items' LM text embeddings (:mod:`kgrec.text_features`); a user with no training item
@@ -32,7 +38,8 @@ on the full training set with the best point for its best number of epochs. The 
 never seen. ``tuning_`` keeps every grid point's result, ``best_params_`` the winner.
 kgrec gets the same treatment (early stopping on a split carved from train, then a refit on all
 of it for the best number of epochs), so the comparison is like for like. ``grid=None`` trains
-the given ``lr`` / ``reg`` for exactly ``epochs``.
+the given ``lr`` / ``reg`` for exactly ``epochs``. EASE is tuned the same way over
+``l2_grid`` (its one parameter, no epochs).
 
 ``user_item_triples=True`` trains MF and LightGCN on the interactions joined by the graph's
 user-item knowledge triples (a second behaviour, e.g. HetRec Last.fm's tagged artists), as
@@ -436,6 +443,98 @@ class LightGCNBaseline(BPRBaseline):
         return normalized_adjacency(u, i, num_users, num_items).to(device)
 
 
+DEFAULT_EASE_GRID: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+
+
+class EASE(Baseline):
+    """EASE^R (Steck 2019): ``s(u, .) = X_u B`` with ``B = I - P diag(1/diag(P))``,
+    ``P = (X^T X + l2 I)^-1``, so that ``diag(B) = 0`` (module docstring).
+
+    With ``l2_grid`` set, ``fit`` carves ``valid_fraction`` of each user's training items
+    (seed ``seed``), solves for every ``l2`` in it, keeps the one with the best validation
+    Recall@20 (``tuning_``, ``best_params_``) and solves again on all of ``train``; the test
+    split is never seen. ``l2_grid=None`` uses ``l2``. One solve is a Cholesky factorisation
+    and inverse of an items x items matrix: :math:`O(I^3)` time and a few :math:`I^2` floats of
+    memory, so catalogues over ``max_items`` are refused."""
+
+    def __init__(self, l2: float = 500.0, l2_grid: Sequence[float] | None = DEFAULT_EASE_GRID,
+                 valid_fraction: float = 0.1, seed: int = 0, device: str = "auto", max_items: int = 30_000,
+                 user_item_triples: bool = False, verbose: bool = False):
+        if l2 <= 0 or (l2_grid is not None and (not len(l2_grid) or min(l2_grid) <= 0)):
+            raise ValueError(f"l2 and every l2_grid value must be positive (got l2={l2}, l2_grid={l2_grid})")
+        self.l2 = l2
+        self.l2_grid = None if l2_grid is None else tuple(float(v) for v in l2_grid)
+        self.valid_fraction = valid_fraction
+        self.seed = seed
+        self.device = device
+        self.max_items = max_items
+        self.user_item_triples = user_item_triples
+        self.verbose = verbose
+
+    def fit(self, train: KnowledgeGraph) -> "EASE":
+        """Tune ``l2`` on a split carved from ``train`` (if ``l2_grid``), then solve on all of it."""
+        self._check_train(train)
+        t0 = time.perf_counter()
+        self.tuning_: list[dict[str, float]] = []
+        l2 = self.l2
+        if self.l2_grid is not None:
+            fit_part, valid_part = train.split("random", test=self.valid_fraction, seed=self.seed)
+            trial = copy.copy(self)
+            gram = trial._gram(fit_part)
+            for value in self.l2_grid:
+                trial.weights_ = _ease_weights(gram, value)
+                row = {"l2": value, "valid_recall@20": trial.evaluate(valid_part, k=20)["recall@20"]}
+                self.tuning_.append(row)
+                if self.verbose:
+                    print(f"[EASE] tune {row}", flush=True)
+            l2 = max(self.tuning_, key=lambda r: r["valid_recall@20"])["l2"]
+        self.best_params_ = {"l2": l2}
+        self.tune_seconds_ = time.perf_counter() - t0 if self.l2_grid is not None else 0.0
+        t1 = time.perf_counter()
+        self.weights_ = _ease_weights(self._gram(train), l2)
+        self.train_seconds_ = time.perf_counter() - t1
+        self.epochs_ = 0
+        self.seconds_per_epoch_ = float("nan")
+        return self
+
+    def _gram(self, train: KnowledgeGraph) -> Tensor:
+        """``X^T X`` of ``train`` on the device; keeps each user's training items (``row_starts_``,
+        ``row_items_``: CSR rows of ``X``) for scoring."""
+        u, i = self._prepare(train)
+        n_i = len(self.item_ids)
+        if n_i > self.max_items:
+            raise ModelError(f"EASE needs dense {n_i:,} x {n_i:,} item matrices (about {4 * n_i * n_i / 2**30:.1f} GiB "
+                             f"each) and catalogues up to max_items={self.max_items:,}; raise max_items if the "
+                             "memory is there, or use LightGCNBaseline / MFBPR")
+        order = np.lexsort((i, u))
+        self.row_starts_ = np.searchsorted(u[order], np.arange(len(self.user_ids) + 1))
+        self.row_items_ = i[order]
+        x = torch.sparse_coo_tensor(torch.as_tensor(np.stack([u, i])), torch.ones(len(u)),
+                                    (len(self.user_ids), n_i), check_invariants=True).coalesce()
+        return torch.sparse.mm(x.t().coalesce(), x).to_dense().to(resolve_device(self.device))
+
+    def scorer(self, user_positions: Tensor) -> Tensor:
+        self._check_fitted()
+        pos = user_positions.cpu().numpy()
+        starts, lengths = self.row_starts_[pos], np.diff(self.row_starts_)[pos]
+        rows = np.repeat(np.arange(len(pos)), lengths)
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        history = torch.zeros(len(pos), len(self.item_ids), device=self.weights_.device)
+        history[torch.as_tensor(rows), torch.as_tensor(self.row_items_[np.repeat(starts, lengths) + within])] = 1.0
+        return history @ self.weights_
+
+
+def _ease_weights(gram: Tensor, l2: float) -> Tensor:
+    """``B = I - P diag(1/diag(P))``, ``P = (gram + l2 I)^-1`` (zero diagonal); Cholesky solve."""
+    g = gram.clone()
+    g.diagonal().add_(l2)
+    weights = torch.cholesky_inverse(torch.linalg.cholesky(g))
+    del g
+    weights.div_(-weights.diagonal().clone())  # column j divided by -P_jj
+    weights.diagonal().zero_()
+    return weights
+
+
 class TextKNN(Baseline):
     """Content-based: user profile = mean LM embedding of their training items, score = cosine.
 
@@ -478,5 +577,6 @@ class TextKNN(Baseline):
 
 
 BASELINES: dict[str, Callable[..., Baseline]] = {
-    "popularity": Popularity, "mf-bpr": MFBPR, "lightgcn": LightGCNBaseline, "text-knn": TextKNN,
+    "popularity": Popularity, "mf-bpr": MFBPR, "lightgcn": LightGCNBaseline, "ease": EASE,
+    "text-knn": TextKNN,
 }

@@ -12,6 +12,7 @@ from torch_geometric.nn.models import LightGCN
 
 import kgrec
 from kgrec.baselines import (
+    EASE,
     LightGCNBaseline,
     MFBPR,
     Popularity,
@@ -182,3 +183,46 @@ def test_text_knn_recommends_by_content(tmp_path: Path) -> None:
     test = kg.with_interactions(pd.DataFrame({"user_id": ["kid", "vet"], "item_id": ["m3", "m7"]}))
     m = evaluate(model.scorer, kg, test, model.user_ids, model.item_ids, k=1)
     assert m["recall@1"] == 1.0
+
+
+def test_ease_solves_the_zero_diagonal_ridge_regression() -> None:
+    """B minimises ||X - XB||^2 + l2 ||B||^2 subject to diag(B) = 0: diag(B) = 0 and the
+    gradient (X^T X + l2 I) B - X^T X vanishes off the diagonal (the Lagrange multipliers
+    live on it); scores are X_u B with X built here from the interactions."""
+    kg = _small_graph()
+    model = EASE(l2=7.0, l2_grid=None).fit(kg)
+    users, items = model.user_ids, model.item_ids
+    x = np.zeros((len(users), len(items)))
+    x[users.get_indexer(kg.interactions["user_id"]), items.get_indexer(kg.interactions["item_id"])] = 1.0
+    b = model.weights_.double().numpy()
+    np.testing.assert_allclose(np.diag(b), 0.0)
+    grad = (x.T @ x + 7.0 * np.eye(len(items))) @ b - x.T @ x
+    np.testing.assert_allclose(grad - np.diag(np.diag(grad)), 0.0, atol=1e-3)
+    assert np.abs(b).max() > 0.05  # not the trivial solution
+    picked = torch.tensor([0, 5, 59])
+    np.testing.assert_allclose(model.scorer(picked).numpy(), x[picked.numpy()] @ b, atol=1e-4)
+
+
+def test_ease_tunes_l2_on_train_only_and_beats_popularity(ml_split, popularity) -> None:
+    train, test = ml_split
+    model = EASE(l2_grid=(20.0, 300.0, 5000.0)).fit(train)
+    assert [row["l2"] for row in model.tuning_] == [20.0, 300.0, 5000.0]
+    best = max(model.tuning_, key=lambda r: r["valid_recall@20"])
+    assert model.best_params_ == {"l2": best["l2"]} and model.tune_seconds_ > 0
+    metrics = model.evaluate(test, k=20)
+    assert metrics["users_evaluated"] == 943
+    assert metrics["recall@20"] > 1.3 * popularity[1]["recall@20"]
+    top = model.recommend(["1"], k=20)
+    seen = set(train.interactions.loc[train.interactions["user_id"] == "1", "item_id"])
+    assert len(top) == 20 and not seen & set(top["item_id"])
+
+
+def test_ease_refuses_a_catalogue_too_big_for_dense_matrices_and_bad_l2() -> None:
+    with pytest.raises(ModelError, match="max_items=30"):
+        EASE(l2_grid=None, max_items=30).fit(_small_graph())
+    with pytest.raises(ValueError, match="positive"):
+        EASE(l2=0.0)
+    with pytest.raises(ValueError, match="positive"):
+        EASE(l2_grid=(100.0, -1.0))
+    with pytest.raises(ModelError, match="not fitted"):
+        EASE().scorer(torch.tensor([0]))
