@@ -11,6 +11,9 @@ Data sets (from ``kgrec.config.data_dir()``):
     ``ml-latest-small``  MovieLens latest-small (genres, years, free-text tags); random 80/20 per user,
                      seed 0. Not in the default run: a check that the defaults carry over to data
                      they were not chosen on.
+    ``colakg-lastfm``  CoLaKG's Last.fm train/test (Cui et al., SIGIR 2025) on the HetRec graph with
+                     the KGCN KG, without tagged artists: a split the defaults were not chosen on;
+                     not in the default run.
     ``amazon-book``  KGAT's Amazon-book with its own train/test (this copy has no KG: kg_final.txt is
                      missing upstream, so kgrec runs on interactions + texts only). Too big to tune on 2
                      CPU cores: the baselines run the LightGCN paper's settings for ``--epochs`` epochs.
@@ -97,6 +100,10 @@ def _colakg_lastfm(root: Path) -> tuple[KnowledgeGraph, KnowledgeGraph]:
     full = kgrec.loaders.hetrec_lastfm(root / "hetrec2011-lastfm-2k", kg_dir=root / "lastfm-kgcn",
                                        tagged_artists=False)
     folder = root / "colakg" / "lastfm"
+    missing = [n for n in ("train.txt", "test.txt", "user_map.txt", "item_map.txt") if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: the CoLaKG split comes from "
+                                "github.com/ziqiangcui/CoLaKG (data/lastfm/); put it there or pass --data")
 
     def id_map(name: str) -> dict[str, str]:
         table = pd.read_csv(folder / name, sep=" ", header=None, names=["orig", "remap"], dtype=str)
