@@ -60,6 +60,7 @@ from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -67,6 +68,7 @@ import kgrec  # noqa: E402
 from kgrec import baselines as B  # noqa: E402
 from kgrec.config import data_dir  # noqa: E402
 from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
+from kgrec.loaders.kgat import _pairs as kgat_pairs  # noqa: E402
 
 K = (10, 20)
 ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": False},
@@ -105,18 +107,18 @@ def _colakg_lastfm(root: Path) -> tuple[KnowledgeGraph, KnowledgeGraph]:
         raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: the CoLaKG split comes from "
                                 "github.com/ziqiangcui/CoLaKG (data/lastfm/); put it there or pass --data")
 
-    def id_map(name: str) -> dict[str, str]:
+    def original_ids(name: str) -> np.ndarray:
+        """``orig remap`` lines -> the original ids in remap order."""
         table = pd.read_csv(folder / name, sep=" ", header=None, names=["orig", "remap"], dtype=str)
-        return dict(zip(table["remap"], table["orig"]))
+        return table["orig"].to_numpy()[np.argsort(table["remap"].astype(np.int64).to_numpy())]
 
-    user_of, item_of = id_map("user_map.txt"), id_map("item_map.txt")
+    user_of, item_of = original_ids("user_map.txt"), original_ids("item_map.txt")
 
     def pairs(name: str) -> pd.DataFrame:
-        rows = [(user_of[u], item_of[i]) for line in (folder / name).read_text().splitlines() if line.strip()
-                for u, *its in [line.split()] for i in its]
-        return pd.DataFrame(rows, columns=["user_id", "item_id"])
+        u, i, _, _ = kgat_pairs(folder / name, len(user_of), len(item_of))  # KGAT's format and checks
+        return pd.DataFrame({"user_id": user_of[u], "item_id": item_of[i]})
 
-    users, items = set(user_of.values()), set(item_of.values())
+    users, items = set(user_of), set(item_of)
     t = full.triples
     outside = pd.Series(False, index=t.index)
     for end in ("head", "tail"):
