@@ -203,6 +203,17 @@ class GraphTensors:
             row, src, etype = row[keep], src[keep], etype[keep]
         return row, src, etype
 
+    def prepare(self) -> "GraphTensors":
+        """Build the cached sparse structures (:meth:`interaction_adjacency`, both
+        :meth:`knowledge_pairs`, the index behind :meth:`incoming_knowledge_edges`) now, so that
+        training builds them before its first epoch rather than in its first steps (on CoLaKG's
+        Last.fm graph about 0.14 s, which a three-epoch timing would spread over every epoch)."""
+        self.interaction_adjacency()
+        for into in ("users_items", "entities"):
+            self.knowledge_pairs(into)  # type: ignore[arg-type]
+        self.incoming_knowledge_edges(self.edge_index.new_zeros(0))
+        return self
+
     def to(self, device: torch.device | str) -> "GraphTensors":
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         for k, v in kw.items():

@@ -477,7 +477,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                                user_item_triples=config.user_item_triples)
     if len(graph.inter_user) == 0:
         raise ValueError("the training graph has no interactions")
-    graph = graph.to(device)
+    graph = graph.to(device).prepare()
     config = replace(config, temperature=config.softmax_temperature(index.num_items))
 
     torch.manual_seed(config.seed)
@@ -638,6 +638,8 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
                     for p, p0 in zip(params, start):
                         p.copy_(p0)
                 return
+            if not loss.requires_grad:  # no inductive parameter was reached (no text, no content edge, no click drawn)
+                continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
