@@ -69,6 +69,19 @@ def kgat_split(path: str | Path, *, knowledge: bool = True, name: str | None = N
     return train, test
 
 
+def kgat_interactions(path: str | Path, num_users: int | None = None, num_items: int | None = None
+                      ) -> pd.DataFrame:
+    """One KGAT-format interaction file (``train.txt`` / ``test.txt``: a line per user,
+    ``user item item ...``) as a table of remap-id pairs: int64 columns ``user``, ``item`` and
+    ``line`` (1-based), in file order, repeats kept. For a split that ships only these files
+    (CoLaKG's, KGIN's): map the ids through the split's own lists. ``num_users`` /
+    ``num_items`` bound the ids; a token that is not a non-negative integer, or an id beyond
+    a bound, raises :class:`kgrec.DataError` with the file and line."""
+    file = require_file(Path(path), "interactions", "a KGAT interaction file has one line per user: 'user item item ...'")
+    user, item, line, _ = _pairs(file, num_users, num_items)
+    return pd.DataFrame({"user": user, "item": item, "line": line})
+
+
 def _load(path: str | Path, *, knowledge: bool, name: str | None) -> tuple[KnowledgeGraph, np.ndarray]:
     root = require_dir(path, "KGAT")
     f_train, f_test = root / "train.txt", root / "test.txt"

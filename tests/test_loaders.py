@@ -229,6 +229,14 @@ def test_kgat_fixture_policies(tmp_path: Path) -> None:
     ]
     whole = L.kgat(mini)
     assert len(whole.interactions) == 6
+    # one file as raw pairs: repeats kept, lines named, ids bounded
+    raw = L.kgat_interactions(mini / "train.txt", num_users=4, num_items=3)
+    assert raw.to_numpy().tolist() == [[0, 0, 1], [0, 1, 1], [0, 1, 1], [1, 2, 2]]
+    (tmp_path / "bad.txt").write_text("0 1\n1 2 x\n")
+    with pytest.raises(DataError, match=r"bad\.txt row 2: 'x' in an id"):
+        L.kgat_interactions(tmp_path / "bad.txt")
+    with pytest.raises(DataError, match=r"train\.txt row 2: item 2 is beyond item_list\.txt \(2 items\)"):
+        L.kgat_interactions(mini / "train.txt", num_items=2)
 
 
 def test_kgat_kg_final_of_lastfm(data_root: Path) -> None:
