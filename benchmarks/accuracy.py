@@ -116,8 +116,8 @@ def _colakg_lastfm(root: Path) -> tuple[KnowledgeGraph, KnowledgeGraph]:
     user_of, item_of = original_ids("user_map.txt"), original_ids("item_map.txt")
 
     def pairs(name: str) -> pd.DataFrame:
-        pairs = kgrec.loaders.kgat_interactions(folder / name, len(user_of), len(item_of))
-        return pd.DataFrame({"user_id": user_of[pairs["user"]], "item_id": item_of[pairs["item"]]})
+        table = kgrec.loaders.kgat_interactions(folder / name, len(user_of), len(item_of))
+        return pd.DataFrame({"user_id": user_of[table["user"]], "item_id": item_of[table["item"]]})
 
     users, items = set(user_of), set(item_of)
     t = full.triples

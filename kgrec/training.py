@@ -638,7 +638,7 @@ def _fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
                     for p, p0 in zip(params, start):
                         p.copy_(p0)
                 return
-            if not loss.requires_grad:  # no inductive parameter was reached (no text, no content edge, no click drawn)
+            if not loss.requires_grad:  # it reached no inductive parameter: no text, content edge or click
                 continue
             opt.zero_grad(set_to_none=True)
             loss.backward()

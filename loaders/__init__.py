@@ -25,5 +25,5 @@ from .movielens import detect_layout, movielens
 from .rdf import from_rdf, parse_rdf, rdf_triples, read_rdf, to_rdf
 
 __all__ = ["KnowledgeTriples", "MOVIELENS_ARCHIVES", "detect_layout", "download_movielens", "from_rdf",
-           "hetrec_lastfm", "kgat", "kgat_interactions", "kgat_kg", "kgat_split", "kgcn_kg", "movielens", "node_key", "parse_rdf",
-           "rdf_triples", "read_rdf", "to_networkx", "to_rdf"]
+           "hetrec_lastfm", "kgat", "kgat_interactions", "kgat_kg", "kgat_split", "kgcn_kg", "movielens",
+           "node_key", "parse_rdf", "rdf_triples", "read_rdf", "to_networkx", "to_rdf"]

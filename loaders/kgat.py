@@ -77,7 +77,8 @@ def kgat_interactions(path: str | Path, num_users: int | None = None, num_items:
     (CoLaKG's, KGIN's): map the ids through the split's own lists. ``num_users`` /
     ``num_items`` bound the ids; a token that is not a non-negative integer, or an id beyond
     a bound, raises :class:`kgrec.DataError` with the file and line."""
-    file = require_file(Path(path), "interactions", "a KGAT interaction file has one line per user: 'user item item ...'")
+    file = require_file(Path(path), "interactions",
+                        "a KGAT interaction file has one line per user: 'user item item ...'")
     user, item, line, _ = _pairs(file, num_users, num_items)
     return pd.DataFrame({"user": user, "item": item, "line": line})
 
