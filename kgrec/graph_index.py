@@ -178,6 +178,16 @@ class GraphTensors:
     def incoming_knowledge_edges(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(row, source, edge_type)`` of the knowledge edges into ``nodes`` (homogeneous
         positions): edge ``k`` goes from ``source[k]`` into ``nodes[row[k]]``."""
+        indptr, src, etype = self._incoming_index()
+        start, end = indptr[nodes], indptr[nodes + 1]
+        counts = end - start
+        row = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), counts)
+        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
+        pos = torch.arange(int(counts.sum()), device=nodes.device) + first
+        return row, src[pos], etype[pos]
+
+    def _incoming_index(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(indptr [N + 1], source, edge_type)``: the knowledge edges grouped by target (CSR). Cached."""
         cache = self.__dict__.get("_kg_in")
         if cache is None:
             src, dst, etype, _ = self.knowledge_edges()  # sorted by target
@@ -186,13 +196,7 @@ class GraphTensors:
             indptr[1:] = torch.cumsum(counts, 0)
             cache = (indptr, src, etype)
             self.__dict__["_kg_in"] = cache
-        indptr, src, etype = cache
-        start, end = indptr[nodes], indptr[nodes + 1]
-        counts = end - start
-        row = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), counts)
-        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
-        pos = torch.arange(int(counts.sum()), device=nodes.device) + first
-        return row, src[pos], etype[pos]
+        return cache
 
     def content_edges_into(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`incoming_knowledge_edges` without the co-interaction edges: the edges a node
@@ -211,7 +215,7 @@ class GraphTensors:
         self.interaction_adjacency()
         for into in ("users_items", "entities"):
             self.knowledge_pairs(into)  # type: ignore[arg-type]
-        self.incoming_knowledge_edges(self.edge_index.new_zeros(0))
+        self._incoming_index()
         return self
 
     def to(self, device: torch.device | str) -> "GraphTensors":
