@@ -70,7 +70,7 @@ from torch_geometric.nn.models.lightgcn import BPRLoss
 
 from .config import resolve_device
 from .errors import ModelError
-from .evaluation import _csr, _gather, evaluate
+from .evaluation import evaluate, gather_rows, rows_csr
 from .knowledge_graph import KnowledgeGraph
 from .optim import adam
 
@@ -506,14 +506,14 @@ class EASE(Baseline):
             raise ModelError(f"EASE needs dense {n_i:,} x {n_i:,} item matrices (about {4 * n_i * n_i / 2**30:.1f} GiB "
                              f"each) and catalogues up to max_items={self.max_items:,}; raise max_items if the "
                              "memory is there, or use LightGCNBaseline / MFBPR")
-        self.row_starts_, self.row_items_ = _csr(u, i, len(self.user_ids))
+        self.row_starts_, self.row_items_ = rows_csr(u, i, len(self.user_ids))
         x = torch.sparse_coo_tensor(torch.as_tensor(np.stack([u, i])), torch.ones(len(u)),
                                     (len(self.user_ids), n_i), check_invariants=True).coalesce()
         return torch.sparse.mm(x.t().coalesce(), x).to_dense().to(resolve_device(self.device))
 
     def scorer(self, user_positions: Tensor) -> Tensor:
         self._check_fitted()
-        rows, items = _gather(self.row_starts_, self.row_items_, user_positions.cpu().numpy())
+        rows, items = gather_rows(self.row_starts_, self.row_items_, user_positions.cpu().numpy())
         history = torch.zeros(len(user_positions), len(self.item_ids), device=self.weights_.device)
         history[torch.as_tensor(rows), torch.as_tensor(items)] = 1.0
         return history @ self.weights_

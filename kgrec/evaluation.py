@@ -78,14 +78,16 @@ def _pairs(table: KnowledgeGraph | pd.DataFrame, what: str) -> pd.DataFrame:
                          "item_id": df["item_id"].astype(str).to_numpy()}).drop_duplicates()
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def rows_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, indices)`` of the CSR matrix with ``n_rows`` rows holding the ``(rows, cols)``
+    pairs: row ``r``'s columns are ``indices[indptr[r]:indptr[r + 1]]``, in input order."""
     order = np.argsort(rows, kind="stable")
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     return indptr, cols[order].astype(np.int64)
 
 
-def _gather(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """COO (row position within ``rows``, column) of the CSR rows ``rows``."""
     starts, ends = indptr[rows], indptr[rows + 1]
     counts = ends - starts
@@ -221,8 +223,8 @@ def evaluate(
     if len(eval_users) == 0:
         return {**{f"{m}@{k_}": 0.0 for k_ in ks for m in METRIC_NAMES}, **counts}
 
-    train_ptr, train_idx = _csr(ru, ri, n_users)
-    test_ptr, test_idx = _csr(tu, ti, n_users)
+    train_ptr, train_idx = rows_csr(ru, ri, n_users)
+    test_ptr, test_idx = rows_csr(tu, ti, n_users)
     acc: _Accumulator | None = None
     excluded_extra = torch.as_tensor(~cand_mask) if cand_mask is not None else None
 
@@ -242,7 +244,7 @@ def evaluate(
         scores = scores.detach().clone() if keep_dtype else scores.detach().float()
         if torch.isnan(scores).any():
             raise ValueError("scorer returned NaN scores; the model has diverged or was not fitted")
-        rows, cols = _gather(train_ptr, train_idx, users)
+        rows, cols = gather_rows(train_ptr, train_idx, users)
         if len(rows):
             scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = -torch.inf
         if excluded_extra is not None:
@@ -252,7 +254,7 @@ def evaluate(
         top = top.masked_fill(top_scores == -torch.inf, n_items)  # excluded items pad the list
         if kk < max_k:
             top = torch.cat([top, top.new_full((len(users), max_k - kk), n_items)], 1)
-        lrows, lcols = _gather(test_ptr, test_idx, users)
+        lrows, lcols = gather_rows(test_ptr, test_idx, users)
         label = torch.as_tensor(np.stack([lrows, lcols]), dtype=torch.long, device=device)
         acc.update(top, label)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kgrec.evaluation import evaluate, metrics_from_topk
+from kgrec.evaluation import evaluate, gather_rows, metrics_from_topk, rows_csr
 
 ITEMS = pd.Index(["a", "b", "c", "d", "e"])
 USERS = pd.Index(["u1", "u2", "u3"])
@@ -161,3 +161,14 @@ def test_real_data_chunking_and_topk_cross_check(ml100k_dir: Path) -> None:
     for key in ("recall@10", "ndcg@10", "precision@20", "recall@20", "ndcg@20", "hit_rate@20", "mrr@20",
                 "coverage@20"):
         assert cross[key] == pytest.approx(full[key], abs=1e-6), key
+
+
+def test_rows_csr_and_gather_rows_against_hand_built_rows() -> None:
+    rows, cols = np.array([2, 0, 2, 0, 3]), np.array([7, 1, 5, 4, 9])
+    indptr, indices = rows_csr(rows, cols, 5)
+    assert indptr.tolist() == [0, 2, 2, 4, 5, 5]          # row 1 and row 4 are empty
+    assert indices.tolist() == [1, 4, 7, 5, 9]            # each row's columns in input order
+    local, gathered = gather_rows(indptr, indices, np.array([2, 1, 0]))
+    assert local.tolist() == [0, 0, 2, 2] and gathered.tolist() == [7, 5, 1, 4]
+    empty_local, empty_cols = gather_rows(indptr, indices, np.array([1, 4]))
+    assert len(empty_local) == 0 and len(empty_cols) == 0
