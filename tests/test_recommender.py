@@ -347,3 +347,35 @@ def test_update_with_the_same_rows_changes_nothing(fresh):
     assert torch.equal(r.item_emb_[torch.as_tensor(r.item_index_.get_indexer(["same-1", "same-2"]))], first)
     assert torch.equal(r.item_emb_[:pos.min()], warm)
     assert len(r.graph_.triples[r.graph_.triples["head"].isin(["same-1", "same-2"])]) == 3
+
+
+def test_publish_points_a_direct_user_item_triple_path_at_the_item(tmp_path):
+    """An explanation path with inner nodes gets one ``EXPLAINS`` edge per inner node; the user's
+    own triple to the item (a direct path, no inner node) gets one edge to the item itself."""
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"{'ab'[u % 2]}{i}") for u in range(20) for i in rng.choice(8, size=5, replace=False)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    seen = set(inter.loc[inter["user_id"] == "u0", "item_id"])
+    tagged = next(f"b{i}" for i in range(8) if f"b{i}" not in seen)  # u0 is in cluster a: an item it never had
+    triples = pd.DataFrame({"head_type": ["user"], "head": ["u0"], "relation": ["TAGGED"],
+                            "tail_type": ["item"], "tail": [tagged]})
+    items = pd.DataFrame({"item_id": [f"{c}{i}" for c in "ab" for i in range(8)]})
+    items["shelf"] = items["item_id"].str[1].astype(int).map(lambda i: f"shelf{i % 3}")
+    kg = kgrec.from_tables(interactions=inter, items=items, triples=triples, item_attributes=["shelf"])
+    rec = kgrec.Recommender(use_text=False, epochs=5, valid_fraction=0.0, device="cpu", progress=False).fit(kg)
+    ex = rec.explain("u0", tagged, top=1000)
+    direct = ex[ex["kind"] == "user_item_triple"]
+    assert direct["path"].tolist() == [f"user u0 -TAGGED-> {tagged}"]
+    with kgrec.open_store(tmp_path / "kgrec.db") as store:
+        # every item in every user's list explained, with all its paths
+        counts = rec.publish(store, k=16, explain_top=16, explanations=1000)
+        got = store.query("MATCH (u:User {id: 'u0'})-[x:EXPLAINS]->(n) WHERE x.item = $item "
+                          "RETURN x.path AS path, n.id AS node, x.rank AS rank", item=tagged)
+        total = store.query("MATCH ()-[x:EXPLAINS]->() RETURN count(x) AS n")["n"].item()
+    assert counts["explains"] == total > 0
+    own = got[got["path"] == direct["path"].item()]
+    assert own["node"].tolist() == [tagged]                            # one edge, at the item
+    others = got[got["path"] != direct["path"].item()]
+    assert len(others) > 0 and not others["node"].eq(tagged).any()   # item -shelf- item paths: inner nodes
+    paths = ex[ex["nodes"].map(len) > 1]
+    assert set(got["path"]) == set(paths["path"])                       # every path of the pair
