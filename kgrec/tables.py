@@ -78,7 +78,11 @@ def read_table(
     missing = [c for c in required if c not in df.columns]
     if missing:
         hint = f"pass the column names of your file ({list(df.columns)})"
-        if len(df.columns) == 1:
+        if name != "<DataFrame>" and all(_is_number(c) for c in df.columns):
+            hint = (f"the file seems to have no header row (its first row, {list(df.columns)}, is all numbers): "
+                    f"add a header row naming the columns, or read it with pandas.read_csv(..., names=[...]) "
+                    f"and pass the DataFrame")
+        elif len(df.columns) == 1:
             col = df.columns[0]
             for cand, label in ((",", "','"), ("\t", "'\\t'"), (";", "';'"), ("|", "'|'"), ("::", "'::'")):
                 if cand in col and cand != sep:
@@ -87,6 +91,14 @@ def read_table(
         raise DataError(name, 1 if name != "<DataFrame>" else None,
                         f"required column(s) {missing} not found", hint)
     return df, name
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parser_line(msg: str) -> int | None:

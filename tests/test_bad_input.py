@@ -111,6 +111,14 @@ def test_missing_column(tmp_path: Path) -> None:
     fails(lambda: kgrec.from_tables(p), "r.csv row 1: required column(s) ['item_id'] not found", "movie")
 
 
+def test_file_without_a_header_row(tmp_path: Path) -> None:
+    """MovieLens-1M's ratings.dat and ML-100K's u.data have no header: the first data row is
+    read as one, and the error says so instead of listing numbers as column names."""
+    p = write(tmp_path / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
+    fails(lambda: kgrec.from_tables(p, sep="::"), "ratings.dat row 1: required column(s) ['user_id', 'item_id']",
+          "no header row", "names=[...]")
+
+
 def test_wrong_separator_generic(tmp_path: Path) -> None:
     p = write(tmp_path / "r.csv", "user_id;item_id;rating\n1;10;4\n")
     fails(lambda: kgrec.from_tables(p), "r.csv row 1", "looks separated by ';'")
