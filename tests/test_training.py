@@ -29,6 +29,7 @@ from kgrec.training import (
     calibration_items,
     fit,
     sample_negatives,
+    user_batches,
 )
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
@@ -133,6 +134,43 @@ def test_cold_view_every_trains_the_cold_views_in_every_kth_step(split) -> None:
     assert bpr.history[0]["cold_steps"] == 0  # the cold views need the softmax
     with pytest.raises(ValueError, match="cold_view_every"):
         TrainConfig(cold_view_every=0).validate()
+
+
+# ---------------------------------------------------------------------- batches
+def test_user_batches_take_each_users_rows_in_runs(split) -> None:
+    """``rows_per_user=c``: an epoch covers every training row once in ``ceil(M / batch_size)``
+    batches; each user's rows come in at most ``ceil(n / c)`` stretches of the epoch (whole users
+    for a large ``c``, in a random order within the user), so a step holds about
+    ``batch_size / c`` users where random rows (``c = 1``) hold nearly all of them."""
+    train, _ = split
+    _, graph = build_graph(train, None)
+    owner = graph.inter_user
+    indptr = graph.user_positives_csr()[0]
+    counts = indptr[1:] - indptr[:-1]
+    M, size = len(owner), 1024
+    users_per_step = {}
+    for c in (1, 4, 16, 10 ** 6):
+        batches = user_batches(owner, indptr, size, c, torch.Generator().manual_seed(3))
+        assert [len(b) for b in batches] == [size] * (M // size) + ([M % size] if M % size else [])
+        epoch = torch.cat(batches)
+        assert torch.equal(epoch.sort().values, torch.arange(M))                       # every row once
+        seq = owner[epoch]
+        starts = torch.cat([torch.tensor([True]), seq[1:] != seq[:-1]])                # a user's stretch begins
+        stretches = torch.bincount(seq[starts], minlength=len(counts))
+        assert (stretches <= (counts + c - 1) // c).all()
+        users_per_step[c] = sum(owner[b].unique().numel() for b in batches[:-1]) / (len(batches) - 1)
+    whole = user_batches(owner, indptr, size, 10 ** 6, torch.Generator().manual_seed(3))
+    mine = torch.cat(whole)[owner[torch.cat(whole)] == 0]                               # user 0's rows in order
+    assert not torch.equal(mine, mine.sort().values)                                    # shuffled within the user
+    assert users_per_step[16] < 1.5 * size / 16 < users_per_step[1], users_per_step
+    assert users_per_step[16] < users_per_step[1] / 3, users_per_step
+    same, other = ([b.tolist() for b in user_batches(owner, indptr, size, 16, torch.Generator().manual_seed(seed))]
+                   for seed in (3, 4))
+    assert same == [b.tolist() for b in user_batches(owner, indptr, size, 16, torch.Generator().manual_seed(3))]
+    assert same != other
+    assert user_batches(owner[:0], torch.zeros(4, dtype=torch.long), 8, 16, torch.Generator()) == []
+    with pytest.raises(ValueError, match="rows_per_user"):
+        TrainConfig(rows_per_user=0).validate()
 
 
 # ---------------------------------------------------------------------- negatives
