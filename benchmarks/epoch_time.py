@@ -10,9 +10,10 @@ training split (``benchmarks/accuracy.py``'s splits), no validation carve-out, j
 user-item knowledge triples, which kgrec trains on as a second behaviour (HetRec Last.fm's 70,297
 tagged artists make 128,032 pairs of its 74,266 listens; ML-100K has none), and so LightGCN too
 (``user_item_triples=True``). kgrec:
-``kgrec.Recommender`` defaults (dim 64, 3 layers, batch 4096, sampled softmax, knowledge edges,
-the cold-start views in every twelfth step) with ``valid_fraction=0`` and ``inductive_epochs=0`` (the
-inductive phase comes after the epochs and is not part of them); its seconds are
+``kgrec.Recommender`` defaults (dim 64, 3 layers, batch 4096 taking users' rows in runs of 16,
+sampled softmax, knowledge edges, the cold-start views in every twelfth step) with
+``valid_fraction=0`` and ``inductive_epochs=0`` (the inductive phase comes after the epochs and is
+not part of them); its seconds are
 ``fit_.history``'s, the training loop only. LightGCN: :class:`kgrec.baselines.LightGCNBaseline`
 (PyG ``LightGCN``, dim 64, 3 layers, batch 2048, BPR, the paper's lr and L2, no tuning), its
 ``seconds_per_epoch_``. Both are the mean over ``--epochs`` epochs.
