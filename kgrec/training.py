@@ -538,7 +538,6 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
 
     M = len(graph.inter_user)
     steps = math.ceil(M / config.batch_size)
-    indptr = graph.user_positives_csr()[0]
     last_good = copy.deepcopy(model.state_dict())
     best_state, best_value, bad_evals = None, -math.inf, 0
     average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
@@ -547,7 +546,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            batches = user_batches(graph.inter_user, indptr, config.batch_size, config.rows_per_user, gen)
+            batches = user_batches(graph.inter_user, lookup.indptr, config.batch_size, config.rows_per_user, gen)
             total, cold_steps = 0.0, 0
             for s, idx in enumerate(batches):
                 users, items = graph.inter_user[idx], graph.inter_item[idx]
