@@ -5,7 +5,7 @@
     python benchmarks/accuracy.py --datasets amazon-book --epochs 20 --no-tune
     python benchmarks/accuracy.py --quick                           # a few epochs, no tuning: smoke run
 
-Data sets (from ``kgrec.config.data_dir()``):
+Data sets (from ``kgrec.settings.data_dir()``):
     ``ml-100k``      MovieLens 100K with genres, years and user demographics; random 80/20 per user, seed 0
     ``lastfm``       HetRec 2011 Last.fm (listen counts, tags, friends) + the KGCN music KG; random 80/20
     ``ml-latest-small``  MovieLens latest-small (genres, years, free-text tags); random 80/20 per user,
@@ -68,7 +68,7 @@ import torch  # noqa: E402
 
 import kgrec  # noqa: E402
 from kgrec import baselines as B  # noqa: E402
-from kgrec.config import data_dir  # noqa: E402
+from kgrec.settings import data_dir  # noqa: E402
 from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
 K = (10, 20)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 5 epochs, no tuning")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 on a small shared CPU)")
-    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.config.data_dir())")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.settings.data_dir())")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     ap.add_argument("--verbose", action="store_true", help="print validation metrics while tuning")
     args = ap.parse_args(argv)

@@ -97,7 +97,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import kgrec  # noqa: E402
-from kgrec.config import data_dir  # noqa: E402
+from kgrec.settings import data_dir  # noqa: E402
 from kgrec.evaluation import evaluate, metrics_from_topk  # noqa: E402
 from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
@@ -688,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-sample", type=int, default=1000, help="item texts encoded for the texts/s line")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    ap.add_argument("--data", type=Path, default=None, help="data folder (default kgrec.config.data_dir())")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default kgrec.settings.data_dir())")
     ap.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = ap.parse_args(argv)
     if args.threads:

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 import kgrec  # noqa: E402
 from kgrec.baselines import LightGCNBaseline  # noqa: E402
-from kgrec.config import data_dir  # noqa: E402
+from kgrec.settings import data_dir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import DATASETS, attach_text_features  # noqa: E402
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="alternated fits per model (default 3)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 on a small shared CPU)")
-    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.config.data_dir())")
+    ap.add_argument("--data", type=Path, default=None, help="data folder (default: kgrec.settings.data_dir())")
     ap.add_argument("--ablations", action="store_true",
                     help="also time kgrec without its knowledge edges, without its cold-start views, and without both")
     args = ap.parse_args(argv)

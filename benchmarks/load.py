@@ -26,7 +26,7 @@ import pandas as pd
 
 import kgrec
 from kgrec import loaders
-from kgrec.config import data_dir
+from kgrec.settings import data_dir
 
 
 def _csv(path: Path, **kw) -> pd.DataFrame:

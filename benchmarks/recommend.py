@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 
 import kgrec
-from kgrec.config import data_dir
+from kgrec.settings import data_dir
 
 
 def four_k_catalogue() -> kgrec.KnowledgeGraph:

@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 
 import kgrec
 from kgrec import inspection as ins
-from kgrec.config import REPO_ROOT, data_dir
+from kgrec.settings import REPO_ROOT, data_dir
 from kgrec.store.base import graph_tables
 
 EMBEDDING_DIM = 384

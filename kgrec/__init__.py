@@ -22,7 +22,7 @@ _LAZY = {
     "loaders": ("kgrec.loaders", None),
     "Recommender": ("kgrec.recommender", "Recommender"),
     "open_store": ("kgrec.store", "open_store"),
-    "to_heterodata": ("kgrec.heterodata", "to_heterodata"),
+    "to_heterodata": ("kgrec.graph.heterodata", "to_heterodata"),
 }
 
 

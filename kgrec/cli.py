@@ -109,7 +109,7 @@ def quickstart(
     """Train on MovieLens-100K end to end: load, split 80/20, train, evaluate, publish to the
     embedded store, and show one user's top-10 with reasons and the Cypher to try next."""
     from . import loaders
-    from .config import data_dir
+    from .settings import data_dir
     from .recommender import Recommender
     from .store import open_store
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import data_dir
+from .settings import data_dir
 from .errors import DataError
 from .knowledge_graph import KnowledgeGraph
 from .tables import from_tables

@@ -310,7 +310,7 @@ class KnowledgeGraph:
     def user_item_triples(self) -> pd.DataFrame:
         """``user_id, item_id, relation`` of every knowledge triple between a user and an item,
         either way round, one row per triple: a second behaviour that kgrec trains on beside the
-        interactions (:func:`kgrec.graph_index.with_user_item_triples`)."""
+        interactions (:func:`kgrec.graph.tensors.with_user_item_triples`)."""
         t = self.triples
         parts = []
         for head, tail in (("user", "item"), ("item", "user")):

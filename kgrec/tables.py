@@ -191,7 +191,7 @@ def from_tables(
       ``head_type`` column says ``user``/``entity``; tails are entities unless ``tail_type`` says
       ``item``. Unknown items in triples are an error; unknown entities become nodes. A triple
       from a user to an item is a second behaviour (tagged, viewed): kgrec trains on it as on
-      an interaction, but it never counts as seen (:func:`kgrec.graph_index.with_user_item_triples`).
+      an interaction, but it never counts as seen (:func:`kgrec.graph.tensors.with_user_item_triples`).
     """
     rcols = [user_col, item_col]
     inter, src_i = read_table(interactions, sep=sep, encoding=encoding, required=rcols)
@@ -214,8 +214,8 @@ def from_tables(
     if items is not None:
         it, src_it = read_table(items, sep=sep, encoding=encoding, required=[item_col])
         sources["items"] = src_it
-        items_df = _node_frame(it, item_col, "item_id", item_text, src_it)
-        ents, edges = _attribute_edges(it, item_col, "item", item_attributes, multi_value_sep, src_it)
+        items_df = node_frame(it, item_col, "item_id", item_text, src_it)
+        ents, edges = attribute_edges(it, item_col, "item", item_attributes, multi_value_sep, src_it)
         entities.append(ents)
         edge_frames.append(edges)
     elif item_attributes:
@@ -223,8 +223,8 @@ def from_tables(
     if users is not None:
         us, src_us = read_table(users, sep=sep, encoding=encoding, required=[user_col])
         sources["users"] = src_us
-        users_df = _node_frame(us, user_col, "user_id", user_text, src_us)
-        ents, edges = _attribute_edges(us, user_col, "user", user_attributes, multi_value_sep, src_us)
+        users_df = node_frame(us, user_col, "user_id", user_text, src_us)
+        ents, edges = attribute_edges(us, user_col, "user", user_attributes, multi_value_sep, src_us)
         entities.append(ents)
         edge_frames.append(edges)
     if triples is not None:
@@ -245,7 +245,7 @@ def from_tables(
                                 triples=trip_df, name=name, report=report, sources=sources)
 
 
-def _node_frame(df: pd.DataFrame, id_col: str, key: str, text_cols: str | Sequence[str] | None,
+def node_frame(df: pd.DataFrame, id_col: str, key: str, text_cols: str | Sequence[str] | None,
                 source: str) -> pd.DataFrame:
     ids = df[id_col].astype("string").str.strip()
     out = pd.DataFrame({key: ids})
@@ -269,7 +269,7 @@ def _node_frame(df: pd.DataFrame, id_col: str, key: str, text_cols: str | Sequen
     return out
 
 
-def _attribute_edges(df: pd.DataFrame, id_col: str, node_type: str,
+def attribute_edges(df: pd.DataFrame, id_col: str, node_type: str,
                      attrs: Mapping[str, str] | Sequence[str] | None, multi_sep: str,
                      source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Attribute columns -> (entities, triples): ``genres="Action|Comedy"`` on item 1 gives

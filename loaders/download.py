@@ -13,7 +13,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from kgrec.config import cache_dir as default_cache_dir
+from kgrec.settings import cache_dir as default_cache_dir
 from kgrec.errors import DataError
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
@@ -37,7 +37,7 @@ def download_movielens(name: str = "ml-100k", cache_dir: str | Path | None = Non
     """The folder of MovieLens data set ``name``, downloaded on first use.
 
     The archive is fetched from GroupLens (or ``url``), its checksum compared with the known
-    one (or ``sha256``), kept under ``cache_dir`` (default ``kgrec.config.cache_dir()/movielens``,
+    one (or ``sha256``), kept under ``cache_dir`` (default ``kgrec.settings.cache_dir()/movielens``,
     i.e. ``$KGREC_CACHE_DIR`` or the user cache dir) and extracted there. Later calls find the
     verified folder and touch no network; an archive already in the cache is verified and
     extracted without downloading. Returns the folder to pass to :func:`movielens`.

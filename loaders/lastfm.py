@@ -11,7 +11,7 @@ What becomes what
     - user_taggedartists.dat also gives user-item edges ``TAGGED`` (head_type ``user``, tail_type
       ``item``; ``tagged_artists=True``), one per (user, artist) pair the user tagged: a second
       behaviour, which kgrec trains on and propagates as it does listens, but never excludes
-      from a user's recommendations (:func:`kgrec.graph_index.with_user_item_triples`).
+      from a user's recommendations (:func:`kgrec.graph.tensors.with_user_item_triples`).
     - user_friends.dat: user-user edges ``FRIEND_OF`` (head_type ``user``, tail_type ``user``),
       one per row as given (the file lists each friendship in both directions).
     - KGCN KG (``kg_dir``): see :func:`kgcn_kg`; KG entities that are artists become the item

@@ -12,7 +12,7 @@ SETUP = '''import os
 from pathlib import Path
 
 import kgrec
-from kgrec.config import data_dir
+from kgrec.settings import data_dir
 
 DATA = data_dir()  # KGREC_DATA_DIR, default ../shared/data
 # KGREC_NOTEBOOK_EPOCHS lets CI run these notebooks with a short training budget;

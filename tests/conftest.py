@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kgrec.config import data_dir
+from kgrec.settings import data_dir
 
 
 @pytest.fixture(scope="session")

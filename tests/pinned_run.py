@@ -68,7 +68,7 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python tests/pinned_run.py --write   (rewrites " + str(PINNED_FILE) + ")")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from kgrec.config import data_dir
+    from kgrec.settings import data_dir
 
     PINNED_FILE.parent.mkdir(parents=True, exist_ok=True)
     PINNED_FILE.write_text(json.dumps(pinned_outputs(data_dir() / "ml-100k")) + "\n")

@@ -1,14 +1,16 @@
-"""Inductive embedding of nodes unseen in training (cold start), with a trained model frozen.
+"""Placing new items, users and entities (cold start): their vectors from a frozen trained model.
 
 A new node starts from its projected text features (no ID embedding) and receives, layer by
 layer, messages from the frozen layer representations of the nodes it is linked to; it sends
-none, so no existing representation changes (see :meth:`kgrec.model.KGRecModel.inductive`).
+none, so no existing representation changes (see :meth:`kgrec.nn.model.KGRecModel.inductive`). How a new item's vector is finished
+(content map, calibration) and a new user's (the blend with their clicked items) is
+:meth:`kgrec.nn.model.KGRecModel.inductive_output`.
 
-    new = embed_new_nodes(fit_result, items=NewNodeBatch(ids, features), triples=triples_df)
+    new = embed_new_nodes(trained, items=NewNodeInputs(ids, features), triples=triples_df)
     new.items    # [n, dim], rows in ids order; score = user embeddings @ new.items.T
 
 The nodes a batch may link to are the training graph's and, through ``added=``, the nodes
-embedded by earlier batches (:class:`NodeStates`, returned as ``new.states``), so an entity or
+embedded by earlier batches (:class:`FrozenLayers`, returned as ``new.states``), so an entity or
 item created by one batch is a neighbour like any other for the next.
 """
 
@@ -23,17 +25,17 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .graph_index import ITEM_TO_USER, USER_TO_ITEM, relation_type
-from .knowledge_graph import NODE_TYPES
+from ..graph.tensors import ITEM_TO_USER, USER_TO_ITEM, relation_type
+from ..knowledge_graph import NODE_TYPES
 
 if TYPE_CHECKING:
-    from .training import FitResult
+    from ..train.trained import TrainedModel
 
 EMBED_ORDER = ("entity", "item", "user")  # new entities feed new items, new items feed new users
 
 
 @dataclass
-class NewNodeBatch:
+class NewNodeInputs:
     """New nodes of one type for :func:`embed_new_nodes`: their ids and text
     features ``[n, F]`` (rows in ``ids`` order; ``None`` when the model has no text input)."""
 
@@ -42,7 +44,7 @@ class NewNodeBatch:
 
 
 @dataclass
-class NodeStates:
+class FrozenLayers:
     """Frozen per-layer representations of nodes of one type, as neighbours for new nodes:
     ``ids`` (``pandas.Index`` of str), ``layers`` (``L + 1`` tensors ``[n, dim]``, rows in ``ids``
     order) and ``deg`` (``[n]`` float, the number of edges each node received)."""
@@ -55,16 +57,16 @@ class NodeStates:
         return len(self.ids)
 
     @classmethod
-    def empty(cls, num_layers: int, dim: int, device: torch.device | str = "cpu") -> "NodeStates":
+    def empty(cls, num_layers: int, dim: int, device: torch.device | str = "cpu") -> "FrozenLayers":
         """No nodes; ``num_layers`` propagation layers (so ``num_layers + 1`` tensors)."""
         return cls(pd.Index([], dtype=object), [torch.zeros(0, dim, device=device) for _ in range(num_layers + 1)],
                    torch.zeros(0, device=device))
 
-    def merged(self, newer: "NodeStates") -> "NodeStates":
+    def merged(self, newer: "FrozenLayers") -> "FrozenLayers":
         """These nodes updated by ``newer``: a node in both keeps ``newer``'s row (moved to the
         end); the others keep theirs. Neither input changes."""
         keep = torch.as_tensor(np.flatnonzero(~self.ids.isin(newer.ids)), dtype=torch.long, device=self.deg.device)
-        return NodeStates(self.ids[keep.cpu().numpy()].append(newer.ids),
+        return FrozenLayers(self.ids[keep.cpu().numpy()].append(newer.ids),
                           [torch.cat([old.index_select(0, keep), new.to(old.device)])
                            for old, new in zip(self.layers, newer.layers)],
                           torch.cat([self.deg.index_select(0, keep), newer.deg.to(self.deg.device)]))
@@ -75,24 +77,24 @@ class NodeStates:
                 "deg": self.deg.cpu()}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], device: torch.device | str = "cpu") -> "NodeStates":
+    def from_state(cls, state: Mapping[str, Any], device: torch.device | str = "cpu") -> "FrozenLayers":
         return cls(pd.Index(list(state["ids"]), dtype=object), [h.to(device) for h in state["layers"].unbind(0)],
                    state["deg"].to(device))
 
 
 @dataclass
-class NewEmbeddings:
+class NewNodeEmbeddings:
     """Output of :func:`embed_new_nodes`: final representations of the new items / users, in
     the order of their ids (L2-normalised; items then times the model's calibration factor,
     :meth:`KGRecModel.cold_item_scale`); ``states``: every embedded node type's
-    :class:`NodeStates` (entities too), to pass to later batches as ``added``; ``report``:
+    :class:`FrozenLayers` (entities too), to pass to later batches as ``added``; ``report``:
     counts of edges used and of edges that could not be used."""
 
     item_ids: list[str]
     items: Tensor
     user_ids: list[str]
     users: Tensor
-    states: dict[str, NodeStates] = field(default_factory=dict)
+    states: dict[str, FrozenLayers] = field(default_factory=dict)
     report: dict[str, int] = field(default_factory=dict)
 
 
@@ -125,7 +127,7 @@ class _Messages:
             first_t.append(head_t)
             second_t.append(tail_t)
             # a user-item triple is a second behaviour and propagates as an interaction does
-            # (kgrec.graph_index.with_user_item_triples), whatever its relation
+            # (kgrec.graph.tensors.with_user_item_triples), whatever its relation
             user, item = NODE_TYPES.index("user"), NODE_TYPES.index("item")
             to_item = (head_t == user) & (tail_t == item) & user_item_as_interactions
             to_user = (head_t == item) & (tail_t == user) & user_item_as_interactions
@@ -163,13 +165,13 @@ def _type_codes(types: pd.Series) -> np.ndarray:
 
 
 class _Neighbours:
-    """Where a message's source node lives: blocks of frozen :class:`NodeStates`, looked up
+    """Where a message's source node lives: blocks of frozen :class:`FrozenLayers`, looked up
     most recent first (this call's new nodes, then earlier batches', then the training graph)."""
 
     def __init__(self) -> None:
-        self.blocks: list[tuple[str, NodeStates]] = []
+        self.blocks: list[tuple[str, FrozenLayers]] = []
 
-    def add(self, node_type: str, states: NodeStates) -> None:
+    def add(self, node_type: str, states: FrozenLayers) -> None:
         """Put ``states`` in front of the blocks already there (it shadows them for equal ids)."""
         if len(states):
             self.blocks.insert(0, (node_type, states))
@@ -203,10 +205,10 @@ class _Neighbours:
         return neighbour, layers, deg
 
 
-def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, users: NewNodeBatch | None = None,
-                    entities: NewNodeBatch | None = None, triples: pd.DataFrame | None = None,
+def embed_new_nodes(result: "TrainedModel", items: NewNodeInputs | None = None, users: NewNodeInputs | None = None,
+                    entities: NewNodeInputs | None = None, triples: pd.DataFrame | None = None,
                     interactions: pd.DataFrame | None = None, *,
-                    added: Mapping[str, NodeStates] | None = None) -> NewEmbeddings:
+                    added: Mapping[str, FrozenLayers] | None = None) -> NewNodeEmbeddings:
     """Representations of nodes unseen in training, computed inductively: each new node
     starts from its projected text features (no ID embedding) and receives, layer by layer,
     messages from the frozen representations of the nodes it is linked to (by ``triples``:
@@ -214,7 +216,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     item_id``); it sends none, so no existing representation changes.
 
     Neighbours are the training graph's nodes and ``added`` (per node type, the
-    :class:`NodeStates` of nodes embedded by earlier calls, which shadow training nodes of the
+    :class:`FrozenLayers` of nodes embedded by earlier calls, which shadow training nodes of the
     same id). New ``entities`` are embedded first, then items, then users, each type becoming
     a neighbour of the next, so a new user's interactions may name new items. Edges to nodes
     of the call's own not-yet-embedded batches (e.g. item -> item inside one batch) are
@@ -223,7 +225,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     at once.
     """
     model, idx = result.model, result.index
-    _, layers = result._forward()
+    _, layers = result.propagated()
     device = layers[0].device
     report = {"edges_used": 0, "edges_unknown_node": 0, "edges_unknown_relation": 0, "edges_within_batch": 0}
     msgs = _Messages.build(triples if result.config.use_kg else None, interactions, idx.relations,
@@ -232,7 +234,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     deg = result.graph.deg
     for nt in NODE_TYPES:
         off, n = idx.offset(nt), len(idx.ids(nt))
-        neighbours.add(nt, NodeStates(idx.ids(nt), [h[off:off + n] for h in layers], deg[off:off + n]))
+        neighbours.add(nt, FrozenLayers(idx.ids(nt), [h[off:off + n] for h in layers], deg[off:off + n]))
     for nt, states in (added or {}).items():
         neighbours.add(nt, states)
 
@@ -240,7 +242,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
     batch_ids = {nt: pd.Index([str(i) for i in b.ids], dtype=object) for nt, b in batches.items() if b is not None}
     # codes of each batch's ids in the message vocabulary (-1: not in the batch)
     in_batch = {nt: ids.get_indexer(msgs.vocab) for nt, ids in batch_ids.items()}
-    states_out: dict[str, NodeStates] = {}
+    states_out: dict[str, FrozenLayers] = {}
     final: dict[str, Tensor] = {}
     for nt in EMBED_ORDER:
         b = batches[nt]
@@ -274,7 +276,7 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
         with torch.no_grad():
             per_layer = model.inductive_layers(nbr_layers or [h[:0] for h in layers], x, nt, n, rows_t, nbr_t,
                                                types_t, nbr_deg.index_select(0, nbr_t))
-        states_out[nt] = NodeStates(batch_ids[nt], per_layer, torch.bincount(rows_t, minlength=n).float())
+        states_out[nt] = FrozenLayers(batch_ids[nt], per_layer, torch.bincount(rows_t, minlength=n).float())
         neighbours.add(nt, states_out[nt])
         clicked = None
         if nt == "user":
@@ -282,11 +284,11 @@ def embed_new_nodes(result: "FitResult", items: NewNodeBatch | None = None, user
             clicked = model.clicked_items_mean([h.index_select(0, nbr_t[click]) for h in nbr_layers],
                                                rows_t[click], n) if nbr_layers else None
         final[nt] = model.inductive_output(per_layer, nt, x_raw, clicked)
-    return NewEmbeddings(list(batch_ids.get("item", [])), final["item"], list(batch_ids.get("user", [])),
+    return NewNodeEmbeddings(list(batch_ids.get("item", [])), final["item"], list(batch_ids.get("user", [])),
                          final["user"], states_out, report)
 
 
-def _checked_features(model: Any, batch: NewNodeBatch, node_type: str, n: int, device: torch.device) -> Tensor | None:
+def _checked_features(model: Any, batch: NewNodeInputs, node_type: str, n: int, device: torch.device) -> Tensor | None:
     """The batch's raw text features, checked (shape, finite), on ``device``; ``None`` when the
     model reads no text."""
     if not model.use_text:

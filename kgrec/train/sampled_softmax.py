@@ -1,4 +1,4 @@
-"""The pieces of the sampled-softmax losses in :mod:`kgrec.training`.
+"""The pieces of the sampled-softmax losses in :mod:`kgrec.train.losses`.
 
 With scores :math:`s_{uj}` of user :math:`u` against shared sampled items :math:`j`, some of
 which are the user's own positives (masked out), the loss of a positive :math:`i` is

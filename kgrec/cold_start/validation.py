@@ -1,6 +1,8 @@
-"""Validation and graph surgery for batch cold start: new items / users with text and
-attributes (and, for users, optionally a few interactions), checked completely *before*
-anything is added, so a bad batch changes nothing.
+"""Checking a batch of new items or users (cold start) before anything is added.
+
+New items / users come with text and attributes (and, for users, optionally a few
+interactions); the whole batch is checked *before* anything is added, so a bad batch changes
+nothing.
 
 Policies (each counted in the returned ``report``):
 - a new item / user id that already exists is an error unless ``update=True`` (then its
@@ -16,20 +18,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .knowledge_graph import (ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, isin,
+from ..errors import DataError
+from ..knowledge_graph import (ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, isin,
                               typed_frame)
-from .tables import _attribute_edges, _node_frame, read_table, to_number
+from ..tables import attribute_edges, node_frame, read_table, to_number
+from .placement import NewNodeInputs
 
 TableLike = pd.DataFrame | str | os.PathLike
 
 
 @dataclass
-class NewNodes:
+class ValidatedBatch:
     """A validated batch: node rows, their knowledge edges, new entities, new interactions."""
 
     node_type: str                      # "item" or "user"
@@ -45,12 +49,57 @@ class NewNodes:
         key = "item_id" if self.node_type == "item" else "user_id"
         return self.nodes[key].astype(str).tolist()
 
+    def inputs(self, encoder: Any | None) -> tuple[NewNodeInputs, NewNodeInputs | None]:
+        """What :func:`kgrec.cold_start.placement.embed_new_nodes` takes for this batch: its
+        nodes and its new entities (``None`` without any), each with the text features
+        ``encoder`` (a :class:`kgrec.text_features.TextEncoder`) gives their texts; without an
+        encoder (a model that reads no text), no features."""
+        key = f"{self.node_type}_id"
+        texts_nodes = self.nodes["text"].fillna(self.nodes[key]).astype(str).tolist()
+        texts_ents = self.entities["text"].fillna(self.entities["entity_id"]).astype(str).tolist()
+        x_nodes = encoder.encode(texts_nodes) if encoder is not None else None
+        x_ents = encoder.encode(texts_ents) if (encoder is not None and len(texts_ents)) else None
+        entities = NewNodeInputs(self.entities["entity_id"].astype(str).tolist(), x_ents) if len(self.entities) else None
+        return NewNodeInputs(self.ids, x_nodes), entities
+
+    def merged_into(self, graph: KnowledgeGraph, nodes: NewNodeInputs, entities: NewNodeInputs | None
+                    ) -> KnowledgeGraph:
+        """``graph`` with this batch added: its node rows, knowledge edges, new entities and
+        interactions, and the text features of ``nodes`` and ``entities`` (from :meth:`inputs`)
+        appended to ``graph.features``. A replaced node (``update=True``) loses its old row,
+        text features, knowledge edges (as head or tail) and interactions; the batch's take
+        their place. ``graph`` itself does not change."""
+        nt, key = self.node_type, f"{self.node_type}_id"
+        table = graph.items if nt == "item" else graph.users
+        trip, inter = graph.triples, graph.interactions
+        old_rows = np.ones(len(table), dtype=bool)
+        if self.replaced:
+            old_rows = ~isin(table[key], self.replaced).to_numpy()
+            table = table[old_rows]
+            stale = ((trip["head_type"] == nt) & isin(trip["head"], self.replaced)) | \
+                ((trip["tail_type"] == nt) & isin(trip["tail"], self.replaced))
+            trip = trip[~stale.to_numpy()]
+            inter = inter[~isin(inter[key], self.replaced).to_numpy()]
+        table = pd.concat([table, self.nodes], ignore_index=True)
+        trip = pd.concat([trip, self.triples], ignore_index=True)
+        ents = pd.concat([graph.entities, self.entities], ignore_index=True)
+        if len(self.interactions):
+            inter = pd.concat([inter, self.interactions], ignore_index=True)
+        feats = dict(graph.features or {})
+        if nodes.features is not None:
+            feats[nt] = np.concatenate([feats[nt][old_rows], nodes.features])
+            if entities is not None and entities.features is not None:
+                feats["entity"] = np.concatenate([feats["entity"], entities.features])
+        return graph.with_interactions(inter.reset_index(drop=True), users=table if nt == "user" else graph.users,
+                                       items=table if nt == "item" else graph.items, entities=ents,
+                                       triples=trip, features=feats or None)
+
 
 def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *,
                       triples: TableLike | None = None, interactions: TableLike | None = None,
                       text: str | Sequence[str] | None = None,
                       attributes: Mapping[str, str] | Sequence[str] | None = None,
-                      id_col: str | None = None, update: bool = False, multi_value_sep: str = "|") -> NewNodes:
+                      id_col: str | None = None, update: bool = False, multi_value_sep: str = "|") -> ValidatedBatch:
     """Validate a batch of new ``item`` or ``user`` rows against ``graph`` (see module doc)."""
     key = "item_id" if node_type == "item" else "user_id"
     id_col = id_col or key
@@ -75,7 +124,7 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
     template_text = text is None and "text" not in df.columns  # name + attributes, as at training
     if text is None:
         text = [c for c in ("text", "title", "name") if c in df.columns][:1] or None
-    nodes = _node_frame(df.assign(**{id_col: ids}), id_col, key, text, src)
+    nodes = node_frame(df.assign(**{id_col: ids}), id_col, key, text, src)
     if template_text:
         nodes["text"] = pd.NA
     name_col = next((c for c in ("name", "title") if c in df.columns), None)
@@ -83,7 +132,7 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
     cols = USER_COLUMNS if node_type == "user" else ITEM_COLUMNS
     nodes = typed_frame(nodes, cols, src)
 
-    attr_ents, attr_edges = _attribute_edges(df.assign(**{id_col: ids}), id_col, node_type, attributes,
+    attr_ents, attr_edges = attribute_edges(df.assign(**{id_col: ids}), id_col, node_type, attributes,
                                              multi_value_sep, src)
     edge_parts = [attr_edges]
     src_t = None
@@ -172,7 +221,7 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
     entities = tmp.entities.iloc[len(graph.entities):].reset_index(drop=True)
     report = {f"new_{node_type}s": int((~clash).sum()), f"updated_{node_type}s": int(clash.sum()),
               "new_entities": len(entities), "new_knowledge_edges": len(trip), "new_interactions": len(inter)}
-    return NewNodes(node_type, nodes.reset_index(drop=True), trip, entities, inter,
+    return ValidatedBatch(node_type, nodes.reset_index(drop=True), trip, entities, inter,
                     replaced=ids[clash].tolist(), report=report)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -28,7 +28,7 @@ WEIGHTS = "weights.pt"
 def save_model_dir(path: str | os.PathLike, config: dict[str, Any], tensors: dict[str, Any],
                    tables: dict[str, Any]) -> Path:
     """Write a model directory atomically. ``tables`` maps a name to a pandas DataFrame."""
-    from . import __version__
+    from .. import __version__
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

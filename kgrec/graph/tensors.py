@@ -1,7 +1,9 @@
-"""The tensor view that :class:`kgrec.model.KGRecModel` propagates over.
+"""The tensors a model propagates over: ids to positions, edges, degrees, text features.
+
+The model is :class:`kgrec.nn.model.KGRecModel`.
 
 A :class:`GraphIndex` maps the caller's ids to positions (``pandas.Index`` per node type, in
-the canonical order of :func:`kgrec.heterodata.to_heterodata`) and names the relations. A
+the canonical order of :func:`kgrec.graph.heterodata.to_heterodata`) and names the relations. A
 :class:`GraphTensors` holds one homogeneous node space -- users ``[0, U)``, items
 ``[U, U + I)``, entities ``[U + I, N)`` -- with
 
@@ -19,7 +21,6 @@ from head to tail, ``3 + 2r`` the same relation from tail to head (see :func:`re
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -29,37 +30,12 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from ..knowledge_graph import NODE_TYPES, KnowledgeGraph
+from .csr import csr_indptr, gather_rows, relation_pairs, sparse_csr
 from .heterodata import to_heterodata
-from .knowledge_graph import NODE_TYPES, KnowledgeGraph
 
-CO_RELATION = "CO_INTERACTED"
 USER_TO_ITEM = 0
 ITEM_TO_USER = 1
-
-
-def sparse_csr(index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """The sparse CSR matrix with ``values`` at ``index`` ``[2, nnz]`` (rows, columns; duplicates
-    summed), with int32 row pointers and column indices when they fit: with int64 ones the CPU
-    sparse product copies more per call (5-15% slower on Last.fm's graph, one thread)."""
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        csr = torch.sparse_coo_tensor(index, values, shape).coalesce().to_sparse_csr()
-    if max(shape[0], shape[1], csr.values().numel()) >= 2 ** 31:
-        return csr
-    return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(), shape)
-
-
-def relation_pairs(src: Tensor, edge_type: Tensor, dst: Tensor, norm: Tensor, num_rows: int,
-                   num_edge_types: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Edges ``src -> dst`` of type ``edge_type`` and weight ``norm`` (``[E]`` each) grouped by
-    their distinct (source, edge type) pairs, so that relation-modulated message passing is one
-    sparse product: ``(pair_src [P], pair_type [P], A [num_rows, P], A^T [P, num_rows])`` (sparse
-    CSR, :func:`sparse_csr`) with ``A[v, p]`` the summed ``norm`` of the edges from pair ``p``'s
-    source into ``v``; then ``sum_e norm_e r_e * h_src(e) = A @ (h[pair_src] * r[pair_type])``."""
-    pair, edge_pair = torch.unique(src * num_edge_types + edge_type, return_inverse=True)
-    index, shape = torch.stack([dst, edge_pair]), (num_rows, len(pair))
-    return (pair // num_edge_types, pair % num_edge_types, sparse_csr(index, norm, shape),
-            sparse_csr(index.flip(0), norm, shape[::-1]))
 
 
 def relation_type(relation: int, reverse: bool = False) -> int:
@@ -132,7 +108,6 @@ class GraphTensors:
     edge_type: Tensor                # [E]
     edge_norm: Tensor                # [E] 1/sqrt(deg(src) deg(dst))
     deg: Tensor                      # [N] float degrees
-    co_edge_types: tuple[int, int] | None = None   # edge types of the CO_INTERACTED item-item edges, if any
 
     @property
     def num_nodes(self) -> int:
@@ -175,43 +150,28 @@ class GraphTensors:
             self.__dict__[key] = cache
         return cache
 
-    def incoming_knowledge_edges(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def knowledge_edges_into(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(row, source, edge_type)`` of the knowledge edges into ``nodes`` (homogeneous
-        positions): edge ``k`` goes from ``source[k]`` into ``nodes[row[k]]``."""
+        positions): edge ``k`` goes from ``source[k]`` into ``nodes[row[k]]``. These are the edges
+        a node has from its content alone, what a new node brings (the cold-start views)."""
         indptr, src, etype = self._incoming_index()
-        start, end = indptr[nodes], indptr[nodes + 1]
-        counts = end - start
-        row = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), counts)
-        first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)
-        pos = torch.arange(int(counts.sum()), device=nodes.device) + first
-        return row, src[pos], etype[pos]
+        row, entry = gather_rows(indptr, nodes)
+        return row, src[entry], etype[entry]
 
     def _incoming_index(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(indptr [N + 1], source, edge_type)``: the knowledge edges grouped by target (CSR). Cached."""
         cache = self.__dict__.get("_kg_in")
         if cache is None:
             src, dst, etype, _ = self.knowledge_edges()  # sorted by target
-            counts = torch.bincount(dst, minlength=self.num_nodes)
-            indptr = torch.zeros(self.num_nodes + 1, dtype=torch.long, device=dst.device)
-            indptr[1:] = torch.cumsum(counts, 0)
-            cache = (indptr, src, etype)
+            cache = (csr_indptr(dst, self.num_nodes), src, etype)
             self.__dict__["_kg_in"] = cache
         return cache
 
-    def content_edges_into(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`incoming_knowledge_edges` without the co-interaction edges: the edges a node
-        has from its content alone (what a new node brings)."""
-        row, src, etype = self.incoming_knowledge_edges(nodes)
-        if self.co_edge_types is not None:
-            keep = (etype != self.co_edge_types[0]) & (etype != self.co_edge_types[1])
-            row, src, etype = row[keep], src[keep], etype[keep]
-        return row, src, etype
-
     def prepare(self) -> "GraphTensors":
         """Build the cached sparse structures (:meth:`interaction_adjacency`, both
-        :meth:`knowledge_pairs`, the index behind :meth:`incoming_knowledge_edges`) now, so that
-        training builds them before its first epoch rather than in its first steps (on CoLaKG's
-        Last.fm graph about 0.14 s, which a three-epoch timing would spread over every epoch)."""
+        :meth:`knowledge_pairs`, the index behind :meth:`knowledge_edges_into`) now, so that
+        training builds them before its first epoch rather than in its first steps (where a
+        short timing would spread their cost over every epoch)."""
         self.interaction_adjacency()
         for into in ("users_items", "entities"):
             self.knowledge_pairs(into)  # type: ignore[arg-type]
@@ -226,22 +186,18 @@ class GraphTensors:
         return GraphTensors(**kw)
 
     def user_positives_csr(self) -> tuple[Tensor, Tensor]:
-        """``(indptr [U+1], items [M])``: each user's training items, sorted."""
-        counts = torch.bincount(self.inter_user, minlength=self.num_users)
-        indptr = torch.zeros(self.num_users + 1, dtype=torch.long, device=counts.device)
-        indptr[1:] = torch.cumsum(counts, 0)
-        return indptr, self.inter_item
+        """``(indptr [U+1], items [M])``: each user's training items, sorted (the training pairs
+        are sorted by user, then item)."""
+        return csr_indptr(self.inter_user, self.num_users), self.inter_item
 
 
 def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None, *,
-                use_kg: bool = True, item_neighbors: int = 0,
+                use_kg: bool = True,
                 user_item_triples: Literal["interactions", "knowledge"] = "interactions"
                 ) -> tuple[GraphIndex, GraphTensors]:
     """Index and tensors of ``kg``. ``features`` (node type -> ``[N, F]`` rows in table order;
     default ``kg.features``) are checked to be finite. ``use_kg=False`` keeps only the
-    interaction edges (entities stay as isolated nodes). ``item_neighbors=k > 0`` adds, for each
-    item, knowledge edges to its ``k`` most co-interacted items (cosine of their user sets) as the
-    relation :data:`CO_RELATION`. Knowledge triples between a user and an item join the
+    interaction edges (entities stay as isolated nodes). Knowledge triples between a user and an item join the
     interactions (:func:`with_user_item_triples`), or with ``user_item_triples="knowledge"``
     stay knowledge edges like the others."""
     as_interactions = use_kg and user_item_triples == "interactions"
@@ -258,7 +214,7 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
                 raise ValueError(f"features['{nt}'] row {row} (the {row}th {nt} in table order) holds NaN or "
                                  f"inf ({int(bad.sum())} such rows); re-encode those nodes' text")
     data = to_heterodata(kg, features)
-    relations = list(data.relations) + ([CO_RELATION] if item_neighbors > 0 else [])
+    relations = list(data.relations)
     index = GraphIndex(pd.Index(data["user"].node_id, dtype=object), pd.Index(data["item"].node_id, dtype=object),
                        pd.Index(data["entity"].node_id, dtype=object), pd.Index(relations, dtype=object))
     U, I, N = index.num_users, index.num_items, index.num_nodes
@@ -279,12 +235,6 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
             src += [ei[0] + off[h], ei[1] + off[t]]
             dst += [ei[1] + off[t], ei[0] + off[h]]
             typ += [2 + 2 * r, 3 + 2 * r]
-    if item_neighbors > 0:
-        a, b = co_interaction_pairs(ui[0].numpy(), ui[1].numpy(), U, I, item_neighbors)
-        r = len(relations) - 1
-        src += [torch.as_tensor(a) + U, torch.as_tensor(b) + U]
-        dst += [torch.as_tensor(b) + U, torch.as_tensor(a) + U]
-        typ += [torch.full((len(a),), 2 + 2 * r), torch.full((len(a),), 3 + 2 * r)]
     edge_index = torch.stack([torch.cat(src), torch.cat(dst)]).long()
     edge_type = torch.cat(typ).long()
     # self-loops (item->item triples on the same node) would double-count; drop them
@@ -301,7 +251,7 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     if features is not None:
         x = torch.cat([data[nt].x for nt in NODE_TYPES], 0).float()
     gt = GraphTensors(U, I, index.num_entities, index.num_edge_types, x, ui[0].long(), ui[1].long(),
-                      edge_index, edge_type, edge_norm, deg, co_edge_types(index))
+                      edge_index, edge_type, edge_norm, deg)
     return index, gt
 
 
@@ -323,40 +273,3 @@ def with_user_item_triples(ui: Tensor, data: HeteroData, num_items: int) -> Tens
     both = torch.cat(pairs, 1).long()
     keys = torch.unique(both[0] * num_items + both[1])
     return torch.stack([keys // num_items, keys % num_items])
-
-
-def co_edge_types(index: GraphIndex) -> tuple[int, int] | None:
-    """Edge types (forward, reverse) of the :data:`CO_RELATION` edges, or None."""
-    if CO_RELATION not in index.relations:
-        return None
-    r = index.relations.get_loc(CO_RELATION)
-    return 2 + 2 * r, 3 + 2 * r
-
-
-def co_interaction_pairs(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int, k: int,
-                         block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected item pairs ``(a, b)``, ``a < b``: each item joined to its ``k`` most
-    co-interacted items by cosine of their user sets, :math:`|U_a \\cap U_b| / \\sqrt{|U_a||U_b|}`
-    (ties by position). Computed in blocks of items, so memory stays at one block's
-    co-occurrences."""
-    import scipy.sparse as sp
-
-    r = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(num_users, num_items))
-    r.data[:] = 1.0
-    rt = r.T.tocsr()
-    inv = 1.0 / np.sqrt(np.maximum(np.asarray(r.sum(0)).ravel(), 1.0))
-    heads, tails = [], []
-    for start in range(0, num_items, block):
-        c = (rt[start:start + block] @ r).tocoo()      # [block, I] co-occurrence counts
-        keep = c.col != c.row + start
-        row, col = c.row[keep], c.col[keep]
-        val = c.data[keep] * inv[row + start] * inv[col]
-        order = np.lexsort((col, -val, row))           # per row: best first, ties by column
-        row, col = row[order], col[order]
-        rank = np.arange(len(row)) - np.searchsorted(row, row, side="left")
-        heads.append(row[rank < k] + start)
-        tails.append(col[rank < k])
-    h = np.concatenate(heads) if heads else np.zeros(0, dtype=np.int64)
-    t = np.concatenate(tails) if tails else np.zeros(0, dtype=np.int64)
-    pairs = np.unique(np.minimum(h, t).astype(np.int64) * num_items + np.maximum(h, t))
-    return pairs // num_items, pairs % num_items

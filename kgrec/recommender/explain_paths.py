@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .knowledge_graph import KnowledgeGraph
+from ..knowledge_graph import KnowledgeGraph
 
 
 @dataclass

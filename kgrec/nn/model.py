@@ -1,4 +1,4 @@
-"""KGRecModel: a relation-aware, LightGCN-style GNN over interactions and knowledge edges,
+"""The model's forward passes: KGRecModel, a relation-aware, LightGCN-style GNN over interactions and knowledge edges,
 with LM text features as inductive input and a dot-product scoring head.
 
 The math
@@ -29,11 +29,8 @@ for a user or item :math:`v` (interaction neighbours :math:`\\mathcal{N}_I`, kno
 :math:`\\mathcal{N}_K`) and an entity :math:`e`. Their knowledge thus reaches users and items as
 attributes, and through the interaction layers above it as the attributes of their neighbours. No
 user or item reads an entity's layers above 0 (the inductive path below does), so a training step
-needs one sparse product over the knowledge edges into users and items (HetRec Last.fm: 174,781
-of its 298,680 directed knowledge edges), where every knowledge edge in every layer would need
-:math:`L` products over all of them. On Last.fm that took an epoch from about 2.5x to about 1.45x
-PyG LightGCN's (cold-start views in every 6th step; ``benchmarks/epoch_time.py``), with test
-Recall@20 within one seed's spread.
+needs one sparse product over the knowledge edges into users and items, where every knowledge
+edge in every layer would need :math:`L` products over all of them.
 
 The final representation averages the layers and is L2-normalised; the score of user
 :math:`u` for item :math:`i` is their cosine plus the item's learned bias :math:`\\beta_i` (a
@@ -48,9 +45,7 @@ popularity prior, ``item_bias``; trained in logits, :math:`\\beta_i = \\tau b_i`
 
 so with the bias appended to each item's vector and a 1 to each user's (:meth:`KGRecModel.user_output`,
 :meth:`KGRecModel.item_output`) ranking every item is still one matrix product. Cosines alone
-cannot say that an item is popular; without the bias (``item_bias=False``), test Recall@20 is 4%
-lower on HetRec Last.fm, 6% on MovieLens latest-small and 11% on KGAT Amazon-book after 3 epochs
-(ML-100K: the same).
+cannot say that an item is popular; the bias can.
 
 Inductive inference (cold start): a new node :math:`n` with features :math:`\\mathbf{x}_n` and
 edges to existing nodes starts at :math:`\\mathbf{W}'_t \\mathbf{x}_n` (no ID) and receives, at
@@ -73,39 +68,31 @@ text features fitted after training to the warm items' :math:`\\mathbf{z}_i`,
     \\mathbf{b} = \\frac{\\mathbf{M}^\\top \\mathbf{x}_n}{\\lVert \\mathbf{M}^\\top \\mathbf{x}_n \\rVert}
 
 times one calibration factor :math:`s` (``cold_item_log_scale`` holds :math:`\\log s`;
-:func:`kgrec.training.calibrate_cold_items` sets it after training), so that new items take as
+:func:`kgrec.train.calibration.calibrate_cold_items` sets it after training), so that new items take as
 many top-k slots as comparable catalogue items (:meth:`KGRecModel.inductive_output`); its bias is
 ``cold_item_bias``, the mean bias of the items the calibration holds out.
 
 A new user who brings interactions blends, with weight 0.15 (``CLICKED_ITEMS_WEIGHT``), the
 direction of the mean final representation of the items they interacted with,
 :math:`\\mathbf{z}_n \\propto 0.85\\,\\mathbf{a} + 0.15\\,\\mathbf{m}`, :math:`\\mathbf{m} = \\sum_{i \\in C(n)}
-\\mathbf{z}_i / \\lVert \\sum_{i \\in C(n)} \\mathbf{z}_i \\rVert` (:meth:`KGRecModel.clicked_items_mean`).
-The inductive path alone places such users poorly where their clicks are all they bring:
-on ML-100K (``benchmarks/cold_start.py``, seed 0), new users given only their first 3 clicks
-reach Recall@20 / NDCG@20 0.0940 / 0.3886 from the path alone, 0.1113 / 0.4154 with the blend; with their
-attributes too, 0.1381 / 0.4634 and 0.1496 / 0.4682. HetRec Last.fm's new users, whose friend
-links and clicks the path already reads well, go from 0.1215 to 0.1214 (clicks only) and from
-0.1393 to 0.1382 (friends and clicks). Weights 0.3 and 0.5 gave ML-100K more (0.1524 and 0.1495
-with attributes) and took Last.fm's to 0.1352 and 0.1326. The weight was chosen on these splits; on
-a second one (seed 1, split and model) the gain is smaller and NDCG@20 does not share it: ML-100K
-0.1064 / 0.3882 -> 0.1121 / 0.3743 (clicks only) and 0.1278 / 0.4434 -> 0.1338 / 0.4413 (with
-attributes), Last.fm 0.1455 / 0.3781 -> 0.1446 / 0.3759 (friends and clicks).
+\\mathbf{z}_i / \\lVert \\sum_{i \\in C(n)} \\mathbf{z}_i \\rVert` (:meth:`KGRecModel.clicked_items_mean`):
+the inductive path alone places users poorly where their clicks are all they bring. How the
+weight was chosen: ``docs/results.md``.
 
 The inductive path has parameters of its own, :math:`\\mathbf{W}'_t` and :math:`\\mathbf{r}'_\\rho`,
-trained by the cold-start views of :mod:`kgrec.training` against the detached warm model
+trained by the cold-start views (:mod:`kgrec.train.cold_views`) against the detached warm model
 (during and after warm training, or only after it, then starting from :math:`\\mathbf{W}_t,
 \\mathbf{r}_\\rho`: :meth:`KGRecModel.start_inductive_path`): training them cannot change the
 warm ranking, and the warm model is not pulled towards what text alone can express.
 
 Knowledge triples between a user and an item (a second behaviour: an artist the user tagged)
 join the interaction edges :math:`\\mathcal{N}_I` and the training pairs, whatever their relation
-(:func:`kgrec.graph_index.with_user_item_triples`; ``user_item_triples="knowledge"`` keeps them
+(:func:`kgrec.graph.tensors.with_user_item_triples`; ``user_item_triples="knowledge"`` keeps them
 knowledge edges).
 
 Ablations: ``use_text=False`` drops :math:`\\mathbf{W}_t \\mathbf{x}_v`, ``use_id=False`` drops
 :math:`\\mathbf{e}_v`, ``use_kg=False`` keeps only interaction edges (chosen when the graph
-tensors are built, see :func:`kgrec.graph_index.build_graph`), ``item_bias=False`` scores by the
+tensors are built, see :func:`kgrec.graph.tensors.build_graph`), ``item_bias=False`` scores by the
 cosine alone.
 """
 
@@ -117,23 +104,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .graph_index import GraphTensors, relation_pairs
+from ..graph.csr import relation_pairs
+from ..graph.tensors import GraphTensors
+from ..knowledge_graph import NODE_TYPES
+from .sparse import sparse_mm, symmetric_spmm
 
-NODE_TYPES = ("user", "item", "entity")
 CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
-CLICKED_ITEMS_WEIGHT = 0.15  # a new user's: GNN inductive path and the mean of their clicked items (see
-                             # the module docstring; 0.3 and 0.5 cost HetRec Last.fm's users 3% and 5%)
-RIDGE_GRID = tuple(10.0 ** (k / 2) for k in range(-6, 5))  # content-map ridge candidates, 1e-3 .. 1e2
-
-
-def csr_mm(adj: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` for a sparse CSR ``adj`` and a dense ``x``. On CPU through ``addmm`` into a new
-    uninitialised output: ``torch.sparse.mm`` zero-fills its result and copies it once more
-    (about a third of its time on Last.fm's knowledge edges, one thread)."""
-    if x.device.type != "cpu":
-        return torch.sparse.mm(adj, x)
-    out = x.new_empty(adj.shape[0], x.shape[1])
-    return torch.addmm(out, adj, x, beta=0, out=out)
+CLICKED_ITEMS_WEIGHT = 0.15  # a new user's: GNN inductive path and the mean of their clicked items
 
 
 def blend_directions(out: Tensor, other: Tensor, weight: float) -> Tensor:
@@ -145,54 +122,17 @@ def blend_directions(out: Tensor, other: Tensor, weight: float) -> Tensor:
     return torch.where(other.ne(0).any(1, keepdim=True), blend, out)
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ X`` for a constant symmetric sparse ``A``: the gradient is ``A @ G`` (no transpose,
-    several times faster than autograd through ``torch.sparse.mm`` on CPU)."""
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj = adj
-        return csr_mm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, csr_mm(ctx.adj, grad.contiguous())
-
-
-def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` with ``adj`` sparse, constant and symmetric."""
-    return _SymmetricSpMM.apply(adj, x)
-
-
-class _SpMM(torch.autograd.Function):
-    """``A @ X`` for a constant sparse ``A`` whose transpose is given (precomputed CSR)."""
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, adj_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj_t = adj_t
-        return csr_mm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # type: ignore[override]
-        return None, None, csr_mm(ctx.adj_t, grad.contiguous())
-
-
-def sparse_mm(adj: Tensor, adj_t: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` with ``adj`` sparse and constant, ``adj_t`` its transpose."""
-    return _SpMM.apply(adj, adj_t, x)
-
-
 class KGRecModel(nn.Module):
     r"""See the module docstring for the math.
 
     Args:
         num_users, num_items, num_entities: node counts of the training graph.
-        num_edge_types: ``2 + 2 * num_relations`` (see :mod:`kgrec.graph_index`).
+        num_edge_types: ``2 + 2 * num_relations`` (see :mod:`kgrec.graph.tensors`).
         feature_dim: size of the text features (0 when ``use_text`` is off).
         dim: embedding size. num_layers: propagation layers :math:`L`.
         text_rank: the text projection :math:`\mathbf{W}_t` factors as a learned
             ``[dim, text_rank]`` matrix times a fixed basis of the features' top ``text_rank``
-            singular directions (:meth:`fit_text_basis`; default ``dim``), so that the basis
+            singular directions (:func:`kgrec.train.setup.fit_text_basis`; default ``dim``), so that the basis
             product is computed once and a training step costs ``O(N dim^2)`` for the text part.
         use_text, use_id, use_kg: ablation flags (``use_kg`` is informative here: the edges
             are chosen when the graph tensors are built).
@@ -222,20 +162,20 @@ class KGRecModel(nn.Module):
             nn.init.normal_(self.id_embedding.weight, std=id_init_std)
         if use_text:
             # W_t = P_t B_t: a fixed basis B_t (top right-singular vectors of the type's training
-            # features, see fit_text_basis) and a learned P_t; the product B_t x is computed once
+            # features, kgrec.train.setup.fit_text_basis) and a learned P_t; B_t x is computed once
             self.text_rank = min(text_rank or dim, feature_dim)
             self.register_buffer("text_basis", torch.eye(feature_dim, self.text_rank).repeat(len(NODE_TYPES), 1, 1))
             self.text_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
             self.cold_proj = nn.ModuleDict({t: nn.Linear(self.text_rank, dim, bias=False) for t in NODE_TYPES})
             self.cold_proj.load_state_dict(self.text_proj.state_dict())   # both paths start alike
-            # ridge map from raw text features to trained item representations (fit_content_map)
+            # ridge map from raw text features to trained items (kgrec.train.calibration.fit_content_map)
             self.register_buffer("cold_item_map", torch.zeros(feature_dim, dim))
         else:
             self.text_rank = 0
         # relation vectors: start at 1 (plain LightGCN) and learn how each relation modulates
         self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
         self.cold_relation = nn.Parameter(torch.ones(num_edge_types, dim))
-        # log of the factor on new items' representations (set by kgrec.training's calibration)
+        # log of the factor on new items' representations (set by kgrec.train.calibration)
         self.register_buffer("cold_item_log_scale", torch.zeros(()))
         self.temperature = temperature
         self.item_bias = nn.Parameter(torch.zeros(num_items)) if item_bias else None
@@ -268,19 +208,6 @@ class KGRecModel(nn.Module):
     def type_slices(self) -> dict[str, slice]:
         u, i = self.num_users, self.num_items
         return {"user": slice(0, u), "item": slice(u, u + i), "entity": slice(u + i, self.num_nodes)}
-
-    @torch.no_grad()
-    def fit_text_basis(self, features: dict[str, Tensor]) -> None:
-        """Set each type's basis to the top ``text_rank`` right-singular vectors of its
-        (training) features ``[n_t, F]``."""
-        for k, t in enumerate(NODE_TYPES):
-            x = features.get(t)
-            if x is None or len(x) == 0:
-                continue
-            gram = x.double().T @ x.double()
-            _, vecs = torch.linalg.eigh(gram)            # ascending eigenvalues
-            basis = vecs[:, -self.text_rank:].flip(1)     # top directions first
-            self.text_basis[k] = basis.to(self.text_basis.dtype)
 
     def reduce_features(self, x: Tensor, node_type: str) -> Tensor:
         """Raw text features ``[n, F]`` -> ``[n, text_rank]`` in the type's basis (what
@@ -416,7 +343,7 @@ class KGRecModel(nn.Module):
         (:meth:`clicked_items_mean`; weight :data:`CLICKED_ITEMS_WEIGHT`, each part L2-normalised,
         the blend normalised again; a zero row, a user with no interactions, keeps the GNN part
         alone); for items, averaged with the content map of their raw text features ``x_raw``
-        ``[n, F]`` (:meth:`fit_content_map`; each part L2-normalised, the mean normalised again;
+        ``[n, F]`` (:func:`kgrec.train.calibration.fit_content_map`; each part L2-normalised, the mean normalised again;
         zero features or an unfitted map leave the GNN part alone), then times
         :meth:`cold_item_scale`, with the bias ``cold_item_bias``."""
         out = self.combine(layers)
@@ -443,36 +370,9 @@ class KGRecModel(nn.Module):
             total.index_add_(0, rows, self.combine(item_layers))
         return F.normalize(total, dim=-1)
 
-    @torch.no_grad()
-    def fit_content_map(self, x_raw: Tensor, z: Tensor, ridge: float | None = None) -> float:
-        r"""Fit ``cold_item_map`` :math:`\mathbf{M} = (\mathbf{X}^\top\mathbf{X} + \lambda
-        \mathbf{I})^{-1}\mathbf{X}^\top\mathbf{Z}`: ridge regression from items' raw text features
-        ``x_raw`` ``[n, F]`` to their trained final representations ``z`` ``[n, dim]`` (a
-        LinMap-style content map, in the full feature space), and return :math:`\lambda`.
-
-        ``ridge=None`` chooses :math:`\lambda` on the grid :data:`RIDGE_GRID` by generalised
-        cross-validation, :math:`\mathrm{GCV}(\lambda) = n \lVert (\mathbf{I} - \mathbf{H}_\lambda)
-        \mathbf{Z} \rVert^2 / (n - \mathrm{tr}\,\mathbf{H}_\lambda)^2` with :math:`\mathbf{H}_\lambda`
-        the ridge hat matrix (one SVD of :math:`\mathbf{X}`; no data set needs a hand-set value)."""
-        x, y = x_raw.double(), z.double()
-        u, sv, vh = torch.linalg.svd(x, full_matrices=False)
-        uty = u.T @ y
-        outside = float((y * y).sum() - (uty * uty).sum())  # the part of Z no ridge fit can reach
-        n = x.shape[0]
-
-        def gcv(lam: float) -> float:
-            shrink = sv ** 2 / (sv ** 2 + lam)
-            rss = float((((1 - shrink).unsqueeze(1) * uty) ** 2).sum()) + outside
-            return n * rss / max(n - float(shrink.sum()), 1e-9) ** 2
-
-        lam = ridge if ridge is not None else min(RIDGE_GRID, key=gcv)
-        m = vh.T @ ((sv / (sv ** 2 + lam)).unsqueeze(1) * uty)
-        self.cold_item_map.copy_(m.to(self.cold_item_map.dtype))
-        return lam
-
     def cold_item_scale(self) -> Tensor:
         """The calibration factor :math:`s > 0` on new items' representations (1 until
-        :func:`kgrec.training.calibrate_cold_items` sets it)."""
+        :func:`kgrec.train.calibration.calibrate_cold_items` sets it)."""
         return self.cold_item_log_scale.exp()
 
     def inductive_layers(self, layers: list[Tensor], x_new: Tensor | None, node_type: str, num_new: int,

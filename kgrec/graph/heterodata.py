@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
-from .knowledge_graph import KnowledgeGraph
+from ..knowledge_graph import KnowledgeGraph
 
 NODE_KEYS = {"user": ("users", "user_id"), "item": ("items", "item_id"), "entity": ("entities", "entity_id")}
 

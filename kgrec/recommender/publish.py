@@ -1,0 +1,43 @@
+"""Writing a fitted Recommender to a graph store: the graph, its recommendations, their paths."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from .estimator import Recommender
+
+
+def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec", explanations: int = 3,
+            explain_top: int = 3, batch_size: int = 2048) -> dict[str, int]:
+    """Write ``rec``'s graph with its LM features to ``store`` (:func:`kgrec.open_store`), every
+    user's top-``k`` as ``RECOMMENDED`` edges (``model_id``'s old ones replaced), and the top
+    ``explanations`` paths of each user's first ``explain_top`` recommendations as ``EXPLAINS``
+    edges: a path's edges point at its inner nodes, a direct one (the user's own triple to the
+    item) at the item. Returns the counts written: ``{"recommended": ..., "explains": ...}``."""
+    recs = rec.recommend(rec.user_ids(), k=k, batch_size=batch_size)  # user_ids() checks that rec is fitted
+    store.write_graph(rec.graph_, features=rec.graph_.features)
+    n_recs = store.write_recommendations(recs, model_id)
+    n_expl = 0
+    if explanations > 0 and explain_top > 0:
+        rows = []
+        for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
+            try:
+                # rows without a path (other_*, item_itself, item_popularity) are dropped below
+                ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
+            except ModelError:
+                continue
+            ex = ex[ex["nodes"].map(len) > 1].head(explanations)
+            for j, e in enumerate(ex.itertuples(index=False), start=1):
+                # a path's EXPLAINS edges point at its inner nodes; a direct one (the user's own
+                # triple to the item) at the item
+                for t, node in e.nodes[1:-1] or e.nodes[-1:]:
+                    rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
+                                 "weight": e.weight, "node_type": t, "node_id": node})
+        if rows:
+            n_expl = store.write_explanations(pd.DataFrame(rows), model_id)
+    return {"recommended": n_recs, "explains": n_expl}

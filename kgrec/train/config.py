@@ -1,0 +1,125 @@
+"""Training hyper-parameters: :class:`TrainConfig`, one configuration meant for any data set.
+
+Every field is also a keyword argument of :class:`kgrec.Recommender` (with the same default), so
+users set them there; measured effects of the defaults are in ``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`kgrec.train.fit`. The defaults are not tuned per data set."""
+
+    dim: int = 64                      # embedding size
+    layers: int = 3                    # propagation layers
+    epochs: int = 60                   # passes over the training pairs (an upper bound with early stopping)
+    lr: float = 1e-2                   # Adam learning rate
+    batch_size: int = 4096             # training pairs per step
+    rows_per_user: int = 16            # a step takes its users' pairs in runs of up to this many
+                                       # (kgrec.train.sampling.user_batches; 1 = random pairs)
+    num_negatives: int = 1024          # items sampled per step as the softmax's negatives, shared by the
+                                       # step's users (all items when the catalogue is smaller)
+    temperature: float | None = None   # scores are cosines / temperature (None: softmax_temperature's rule)
+    item_bias: bool = True             # a learned bias per item in the score (a popularity prior)
+    id_dropout: float = 0.2            # probability of dropping a node's ID embedding in a step
+    cold_item_weight: float = 1.0      # weight of the cold-item view loss (trains the inductive path only)
+    cold_user_weight: float = 1.0      # weight of the cold-user view loss (attributes + 0..3 clicks)
+    cold_views: Literal["during", "after"] = "during"  # when the cold views train: in warm steps
+                                       # and the inductive epochs, or only in the inductive epochs
+    cold_view_every: int = 12          # with 'during': the cold views train in every k-th warm step
+    inductive_epochs: int | None = None  # after training: epochs that train only the inductive path
+                                       # (0 = off; None: 10 with cold_views 'during', 20 with 'after')
+    inductive_lr: float | None = None  # Adam learning rate of those epochs (None: lr, or 10 x lr with 'after')
+    user_item_triples: Literal["interactions", "knowledge"] = "interactions"  # knowledge triples between a
+                                       # user and an item (a second behaviour: tagged, viewed): train and
+                                       # propagate as interactions (never excluded when ranking), or stay
+                                       # knowledge edges (relation-modulated, layer 0 only)
+    ema_epochs: float = 10.0           # validate and keep the exponential moving average of the weights
+                                       # over about this many epochs (kgrec.train.weight_average; 0 = raw)
+    use_text: bool = True              # LM text features as node input
+    use_kg: bool = True                # knowledge edges (attributes, entities, friends)
+    use_id: bool = True                # learned ID embeddings
+    patience: int = 10                 # epochs without a better validation Recall@20 before stopping
+    seed: int = 0
+    checkpoint_dir: str | None = None  # best.pt / last_good.pt written here when set
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config of ``d``'s known fields (a saved model's settings that no longer exist are
+        dropped)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def inductive_schedule(self) -> tuple[int, float]:
+        """``(epochs, lr)`` of the inductive phase: the set values, else 10 epochs at ``lr`` when
+        the cold views also train during warm training, 20 at ``10 * lr`` when they train only
+        after it (10 epochs at ``lr`` leave the path under-trained then)."""
+        after = self.cold_views == "after"
+        epochs = self.inductive_epochs if self.inductive_epochs is not None else (20 if after else 10)
+        lr = self.inductive_lr if self.inductive_lr is not None else (10 * self.lr if after else self.lr)
+        return epochs, lr
+
+    def softmax_temperature(self, num_items: int) -> float:
+        r"""``temperature`` when set, else :math:`\tau = 1.5 / \ln N` for a catalogue of
+        :math:`N` items (at least 2).
+
+        Scores are cosines, so a logit gap between two items is at most :math:`2 / \tau`. For a
+        softmax over :math:`C` classes on cosines scaled by :math:`s = 1/\tau` to give the right
+        class probability :math:`P`, :math:`s \ge \frac{C-1}{C} \ln \frac{(C-1) P}{1-P}` (NormFace,
+        Wang et al. 2017): the scale a ranking over :math:`N` items needs grows with :math:`\ln N`.
+        The constant 1.5 gives 0.20 on 1,682 items and 0.15 on 25,000."""
+        if self.temperature is not None:
+            return self.temperature
+        return 1.5 / math.log(max(num_items, 2))
+
+    @property
+    def user_item_triples_as_interactions(self) -> bool:
+        """Whether user-item triples train and propagate as interactions (``use_kg`` and
+        ``user_item_triples='interactions'``), as :func:`kgrec.graph.tensors.build_graph` builds them."""
+        return self.use_kg and self.user_item_triples == "interactions"
+
+    @property
+    def trains_cold_views(self) -> bool:
+        """Whether any cold-start view trains (a view weighted above 0)."""
+        return self.cold_item_weight > 0 or self.cold_user_weight > 0
+
+    def cold_views_in_step(self, step: int) -> bool:
+        """Whether warm step ``step`` (counted from 0 over all epochs) also trains the cold-start
+        views: with ``cold_views='during'`` and :attr:`trains_cold_views`, in every
+        ``cold_view_every``-th step."""
+        return self.cold_views == "during" and self.trains_cold_views and step % self.cold_view_every == 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting out of its range."""
+        if self.user_item_triples not in ("interactions", "knowledge"):
+            raise ValueError(f"user_item_triples must be 'interactions' or 'knowledge' "
+                             f"(got {self.user_item_triples!r})")
+        if self.cold_views not in ("after", "during"):
+            raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user", "patience"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.inductive_lr is not None and self.inductive_lr <= 0:
+            raise ValueError(f"inductive_lr must be positive (got {self.inductive_lr})")
+        if self.inductive_epochs is not None and self.inductive_epochs < 0:
+            raise ValueError(f"inductive_epochs must be >= 0 (got {self.inductive_epochs})")
+        if self.ema_epochs < 0:
+            raise ValueError(f"ema_epochs must be >= 0 (got {self.ema_epochs})")
+        if self.layers < 0:
+            raise ValueError(f"layers must be >= 0 (got {self.layers})")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1) (got {self.id_dropout})")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"temperature must be positive (got {self.temperature})")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive (got {self.lr})")
+        if not (self.use_text or self.use_id):
+            raise ValueError("use_text and use_id cannot both be off: nodes need an input")

@@ -1,0 +1,266 @@
+"""The training loop: ``fit(train_kg, features, config) -> TrainedModel``.
+
+Full-graph training, as LightGCN trains: every step propagates over the whole graph, then takes
+the loss of a batch of training pairs (:mod:`kgrec.train.losses`; batches from
+:mod:`kgrec.train.sampling`) and an Adam step. In every ``cold_view_every``-th step the
+cold-start views train too (:mod:`kgrec.train.cold_views`), and after the warm epochs
+``inductive_epochs`` train only the inductive path against the final warm model. Validation
+and the model kept use the exponential moving average of the weights
+(:mod:`kgrec.train.weight_average`). Then the fits that place new items are made
+(:mod:`kgrec.train.calibration`).
+
+Seeded and reproducible on CPU; early stopping on a validation graph with
+:func:`kgrec.evaluation.evaluate` (Recall@20); checkpoints (best and last good); a progress bar;
+a clear :class:`kgrec.errors.TrainingDivergedError` when the loss stops being finite.
+
+    trained = fit(train_kg, features, TrainConfig(epochs=30), valid_kg=valid_kg)
+    users, items = trained.final_embeddings()         # [U, d], [I, d]; score = users @ items.T
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import TrainingDivergedError
+from ..graph.tensors import GraphTensors
+from ..knowledge_graph import KnowledgeGraph
+from ..nn.model import KGRecModel
+from ..settings import resolve_device
+from .calibration import calibrate_cold_items, calibration_items, fit_content_map
+from .config import TrainConfig
+from .losses import softmax_losses, step_loss
+from .optim import adam
+from .sampling import PositiveLookup, user_batches
+from .setup import new_model, training_graph
+from .trained import TrainedModel
+from .weight_average import WeightAverage
+
+VALID_METRIC = "recall@20"  # what early stopping and the refit's epoch count follow
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="kgrec fit", unit="epoch", leave=True)
+
+
+def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config: TrainConfig | None = None,
+        valid_kg: KnowledgeGraph | None = None, device: str | torch.device = "auto",
+        progress: bool = True) -> TrainedModel:
+    """Train a :class:`KGRecModel` on ``train_kg``'s interactions and knowledge edges.
+
+    ``features``: text features per node type, rows in table order (default
+    ``train_kg.features``; see :func:`kgrec.text_features.encode_graph`). With ``valid_kg``,
+    Recall@20 on it is evaluated after every epoch, the best weights are kept and training stops
+    after ``patience`` epochs without improvement.
+
+    Raises :class:`TrainingDivergedError` when the loss becomes NaN/inf; the error's
+    ``result`` holds the model with the last good weights (also in
+    ``checkpoint_dir/last_good.pt`` when set).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    device = resolve_device(device)
+    with _deterministic(device.type == "cpu"):
+        return _fit(train_kg, features, config, valid_kg, device, progress)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the duration (restored afterwards): without
+    it, CPU scatter-adds sum in thread order and two runs with one seed differ in the last bits.
+    Its debugging aid, filling every new uninitialised tensor with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``), stays off meanwhile: it changes no
+    result and cost 15-20% of a training step on ML-100K (a ``fill_`` per allocation)."""
+    before, before_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    before_fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+        torch.utils.deterministic.fill_uninitialized_memory = before_fill  # type: ignore[attr-defined]
+
+
+def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config: TrainConfig,
+         valid_kg: KnowledgeGraph | None, device: torch.device, progress: bool) -> TrainedModel:
+    features = features if features is not None else train_kg.features
+    index, graph = training_graph(train_kg, features, config, device)
+    config = replace(config, temperature=config.softmax_temperature(index.num_items))
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = new_model(index, graph, config, device)
+    raw_items: Tensor | None = None  # items' raw text features, for the content map
+    if model.use_text:
+        raw_items = graph.x[index.num_users:index.num_users + index.num_items].clone()
+        graph.x = model.reduce_all(graph.x)
+    opt = adam(model.parameters(), lr=config.lr)
+    result = TrainedModel(model, index, graph, config, [], device)
+    lookup = PositiveLookup(graph)
+    held = calibration_items(graph.num_items, config.seed).to(device)
+    ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    if ckpt_dir:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    M = len(graph.inter_user)
+    steps = math.ceil(M / config.batch_size)
+    last_good = copy.deepcopy(model.state_dict())
+    best_state, best_value, bad_evals = None, -math.inf, 0
+    average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
+    bar = _progress(config.epochs, progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            batches = user_batches(graph.inter_user, lookup.indptr, config.batch_size, config.rows_per_user, gen)
+            total, cold_steps = 0.0, 0
+            for s, idx in enumerate(batches):
+                users, items = graph.inter_user[idx], graph.inter_item[idx]
+                id_mask = model.sample_id_mask(gen, device)
+                cold = config.cold_views_in_step((epoch - 1) * steps + s)
+                z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
+                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold)
+                if not torch.isfinite(loss):
+                    model.load_state_dict(last_good)
+                    result.invalidate()
+                    if ckpt_dir:
+                        torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch - 1},
+                                   ckpt_dir / "last_good.pt")
+                    err = TrainingDivergedError(
+                        f"training diverged: the loss became {loss.item()} at epoch {epoch}, step {s + 1}/{steps}. "
+                        f"The model keeps the last good weights (end of epoch {epoch - 1}"
+                        + (f", saved in {ckpt_dir / 'last_good.pt'}" if ckpt_dir else "") +
+                        f"). Fix: lower lr (now {config.lr:g}) or check the features for extreme values")
+                    err.result = result  # type: ignore[attr-defined]
+                    raise err
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if average is not None:
+                    average.update()
+                total += loss.item()
+                cold_steps += cold
+            # end of epoch: weights are good if they are finite
+            if all(torch.isfinite(p).all() for p in model.parameters()):
+                last_good = copy.deepcopy(model.state_dict())
+            rec: dict[str, Any] = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - t0,
+                                   "steps": steps, "cold_steps": cold_steps}
+            result.invalidate()
+            if valid_kg is not None:
+                with _averaged_weights(average, result):
+                    value = _validate(result, train_kg, valid_kg)
+                    improved = value > best_value
+                    if improved:
+                        best_state = copy.deepcopy(model.state_dict())
+                rec[VALID_METRIC] = value
+                if improved:
+                    best_value, bad_evals = value, 0
+                    result.best_epoch = epoch
+                    if ckpt_dir:
+                        torch.save({"model": best_state, "config": config.to_dict(), "epoch": epoch,
+                                    VALID_METRIC: value}, ckpt_dir / "best.pt")
+                else:
+                    bad_evals += 1
+            result.history.append(rec)
+            if ckpt_dir:
+                torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch},
+                           ckpt_dir / "last_good.pt")
+            if bar is not None:
+                post = {"loss": f"{rec['loss']:.4f}"}
+                if VALID_METRIC in rec:
+                    post[VALID_METRIC] = f"{rec[VALID_METRIC]:.4f}"
+                bar.set_postfix(post)
+                bar.update(1)
+            if valid_kg is not None and bad_evals >= config.patience:
+                result.stopped_early = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        if average is not None:
+            average.copy_to_params()
+        if valid_kg is None:
+            result.best_epoch = len(result.history)
+    if config.cold_views == "after":
+        model.start_inductive_path()
+    if config.inductive_schedule()[0] > 0 and config.trains_cold_views:
+        fit_inductive(model, config, graph, lookup, gen, held)
+    model.eval()
+    with torch.no_grad():
+        z, layers = model(graph)  # the final warm model, for the content map and the calibration
+    if raw_items is not None:
+        fit_content_map(model, raw_items[~held], z[graph.num_users:graph.num_users + graph.num_items][~held])
+    calibrate_cold_items(model, graph, lookup, held, z, layers, raw_items, config.seed)
+    result.invalidate()
+    return result
+
+
+@contextlib.contextmanager
+def _averaged_weights(average: WeightAverage | None, result: TrainedModel) -> Iterator[None]:
+    """The model holds ``average``'s weights inside the block (the raw ones without an average),
+    with ``result``'s cached embeddings recomputed on each side of it."""
+    if average is None:
+        yield
+        return
+    with average.applied():
+        result.invalidate()
+        yield
+    result.invalidate()
+
+
+def fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup,
+                   gen: torch.Generator, held: Tensor) -> None:
+    """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for the
+    epochs of :meth:`TrainConfig.inductive_schedule` (cold views) against the *final* warm model: its
+    layers are computed once, in eval mode (no ID dropout), as :func:`kgrec.cold_start.placement.embed_new_nodes`
+    will see them, and stay fixed, so a step costs no propagation and the warm model cannot
+    change. A non-finite loss ends the phase and restores the inductive parameters it started
+    from."""
+    model.eval()
+    with torch.no_grad():
+        z, layers = model(graph)
+    params = model.inductive_parameters()
+    start = [p.detach().clone() for p in params]
+    epochs, lr = config.inductive_schedule()
+    opt = adam(params, lr=lr)
+    M = len(graph.inter_user)
+    for _ in range(epochs):
+        perm = torch.randperm(M, generator=gen).to(z.device)
+        for s in range(0, M, config.batch_size):
+            idx = perm[s:s + config.batch_size]
+            loss = softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
+                                   graph.inter_item[idx], gen, held, warm=False)
+            if not torch.isfinite(loss):
+                with torch.no_grad():
+                    for p, p0 in zip(params, start):
+                        p.copy_(p0)
+                return
+            if not loss.requires_grad:  # it reached no inductive parameter: no text, content edge or click
+                continue
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def _validate(result: TrainedModel, train_kg: KnowledgeGraph, valid_kg: KnowledgeGraph) -> float:
+    """Recall@20 of ``result`` on ``valid_kg``, ``train_kg``'s items excluded."""
+    from ..evaluation import evaluate
+
+    return float(evaluate(result.score, train_kg, valid_kg, result.user_ids, result.item_ids, k=(20,))[VALID_METRIC])

@@ -1,0 +1,70 @@
+"""The loss of a training step: a sampled softmax over cosine scores, plus the cold-start views.
+
+For a step's training pairs :math:`(u, i)` and ``num_negatives`` items :math:`C` drawn for the
+step (:func:`kgrec.train.sampling.sample_negatives`; each user's own positives masked out),
+
+.. math::
+    \\ell(u, i) = -\\frac{\\mathbf{z}_u^\\top \\mathbf{z}_i}{\\tau} - b_i
+        + \\log \\Big( e^{\\mathbf{z}_u^\\top \\mathbf{z}_i / \\tau + b_i}
+        + \\sum_{j \\in C \\setminus P_u} e^{\\mathbf{z}_u^\\top \\mathbf{z}_j / \\tau + b_j} \\Big)
+
+with :math:`\\mathbf{z}` the L2-normalised final representations, :math:`\\tau` the temperature
+(:meth:`kgrec.train.config.TrainConfig.softmax_temperature`) and :math:`b` the items' learned
+biases (``item_bias``). The step's loss is the mean over its pairs; the pairs of one user share
+the normaliser, computed once per user (:mod:`kgrec.train.sampled_softmax`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..graph.tensors import GraphTensors
+from ..nn.model import KGRecModel
+from .cold_views import add_cold_view_losses
+from .config import TrainConfig
+from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
+from .sampling import PositiveLookup, sample_negatives
+
+
+def step_loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup, z: Tensor,
+              layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator, held: Tensor,
+              cold: bool) -> Tensor:
+    """The loss of a warm training step on the batch's (user, item) pairs, with ``cold`` the
+    cold-start views too (float32)."""
+    return softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held, cold=cold).float()
+
+
+def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup,
+                   z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
+                   held: Tensor, cold: bool = True, warm: bool = True) -> Tensor:
+    """Sampled softmax of the warm model (module docstring; without ``warm`` it is left out: the
+    inductive phase, whose warm model is fixed) plus, with ``cold``, the cold-item and cold-user
+    views (:func:`kgrec.train.cold_views.add_cold_view_losses`; ``held``: ``[I]`` bool, the
+    calibration items, which the cold-item view never sees). The cold views compare cosines
+    only: a new item has no bias of its own (the calibration gives it one)."""
+    U = graph.num_users
+    zi = z[U + items]
+    z_items = z[U:U + graph.num_items]
+    # rows of the same user share the negatives, so their normaliser is computed once per user
+    uniq, inv = torch.unique(users, return_inverse=True)
+    cand, keep = sample_negatives(lookup, uniq, config.num_negatives, gen)
+    zu = z[uniq] / config.temperature
+    scores = (zu @ z_items[cand].T).float()
+    bias = model.item_bias
+    cold = cold and config.trains_cold_views
+    if not warm:
+        loss = scores.new_zeros(())
+        with torch.no_grad():
+            lse_plain = masked_logsumexp(scores, keep)
+    else:
+        offset = None if bias is None else bias[cand]
+        if cold and offset is not None:  # the cold views compare cosines: they also need the sum without the bias
+            lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, offset)
+        else:
+            lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)
+        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
+    if cold:
+        loss = add_cold_view_losses(loss, model, config, graph, lookup, z, layers, users, items, gen, held,
+                                    zu, inv, lse_plain, cand, keep)
+    return loss
