@@ -165,8 +165,8 @@ def attach_text_features(train: KnowledgeGraph, test: KnowledgeGraph, progress: 
 
 def _fit_stats(rec: Any) -> tuple[float, float]:
     """(epochs, seconds per training epoch) of a fitted kgrec.Recommender, from its
-    ``fit_.history`` (one dict per epoch with ``seconds``, validation excluded)."""
-    history = getattr(getattr(rec, "fit_", None), "history", None) or []
+    ``trained_.history`` (one dict per epoch with ``seconds``, validation excluded)."""
+    history = getattr(getattr(rec, "trained_", None), "history", None) or []
     secs = [h["seconds"] for h in history if isinstance(h, dict) and "seconds" in h]
     if not secs:
         return float("nan"), float("nan")
@@ -188,7 +188,7 @@ def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any]
     stopping = getattr(rec, "early_stopping_", None)
     # like the tuned baselines: the early-stopped run is the tuning, the refit on all of train the fit
     tune_s = stopping["seconds"] if stopping and stopping["refit"] else 0.0
-    best = stopping["best_epoch"] if stopping else getattr(getattr(rec, "fit_", None), "best_epoch", None)
+    best = stopping["best_epoch"] if stopping else getattr(getattr(rec, "trained_", None), "best_epoch", None)
     return {"metrics": metrics, "train_s": fit_s - tune_s, "tune_s": tune_s, "epochs": n_epochs, "s_per_epoch": spe,
             "params": {**opts, "best_epoch": best}}
 

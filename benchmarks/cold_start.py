@@ -53,8 +53,8 @@ Baselines (same splits, same :func:`kgrec.evaluation.evaluate`)
   that idea inside the model, and a separate network would double the training time.
 - kgrec ablations at add time (same trained model): ``text only`` (the new items' triples are
   not given), ``edges only`` (zero text features), ``no calibration (s=1)`` (the cold-item
-  factor of :func:`kgrec.training.calibrate_cold_items` undone) and ``no content map`` (the
-  ridge map of :meth:`kgrec.model.KGRecModel.fit_content_map` left out, same factor). The
+  factor of :func:`kgrec.train.calibration.calibrate_cold_items` undone) and ``no content map`` (the
+  ridge map of :func:`kgrec.train.calibration.fit_content_map` left out, same factor). The
   calibration line also gives Recall@20 on the warm and cold test interactions together, new
   items ranked, with and without it: the trade between new items' and existing items' slots in
   one number (it weighs new items heavily: they have all their interactions in the test).
@@ -65,7 +65,7 @@ change), and after it with the new items competing in the ranking (reported; it 
 down, by how much the cold items push warm test items out of the top 20).
 
 Throughput: ``add_items`` end to end (validation, cached text lookup, GNN, bookkeeping); the
-GNN inductive pass alone (``rec.fit_.embed_new_nodes`` with precomputed text features) plus
+GNN inductive pass alone (:func:`kgrec.cold_start.placement.embed_new_nodes` with precomputed text features) plus
 the top-20 of every user over all items (warm + new, seen items masked) -- the target's
 "cold items per second" -- on the real cold batch and on a batch of ``--scale`` replicated
 cold items (new ids) to show thousands at once; and the LM text encoding speed (texts/s,
@@ -98,7 +98,10 @@ import torch  # noqa: E402
 
 import kgrec  # noqa: E402
 from kgrec.settings import data_dir  # noqa: E402
-from kgrec.evaluation import evaluate, metrics_from_topk  # noqa: E402
+from kgrec.cold_start.placement import NewNodeInputs, embed_new_nodes  # noqa: E402
+from kgrec.cold_start.protocol import (both_modes, cold_share, first_interactions, item_counts, node_triples,  # noqa: E402
+                                       pairs, popularity_scorer, ranking_metrics, remove_nodes)
+from kgrec.evaluation import metrics_from_topk  # noqa: E402
 from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
 K = 20
@@ -109,7 +112,7 @@ FIRST_N = 3
 DATASETS = ("ml100k", "lastfm")
 
 
-# ---------------------------------------------------------------------- protocol helpers
+# ---------------------------------------------------------------------- data and timing
 def load_dataset(name: str, root: Path) -> KnowledgeGraph:
     if name == "ml100k":
         return kgrec.loaders.movielens(root / "ml-100k")
@@ -121,118 +124,6 @@ def load_dataset(name: str, root: Path) -> KnowledgeGraph:
     raise ValueError(f"unknown data set {name!r} (known: {', '.join(DATASETS)})")
 
 
-def touching(triples: pd.DataFrame, node_type: str, ids: set[str]) -> np.ndarray:
-    """Boolean mask of the triples whose head or tail is one of ``ids`` of ``node_type``."""
-    head = (triples["head_type"] == node_type).to_numpy() & triples["head"].isin(ids).to_numpy()
-    tail = (triples["tail_type"] == node_type).to_numpy() & triples["tail"].isin(ids).to_numpy()
-    return head | tail
-
-
-def node_triples(kg: KnowledgeGraph, node_type: str, ids: set[str] | list[str]) -> pd.DataFrame:
-    """Every triple of ``kg`` that names one of ``ids`` (head or tail): what a new node brings."""
-    ids = set(map(str, ids))
-    return kg.triples[touching(kg.triples, node_type, ids)].reset_index(drop=True)
-
-
-def remove_nodes(kg: KnowledgeGraph, node_type: str, ids: set[str] | list[str]) -> KnowledgeGraph:
-    """``kg`` without the ``node_type`` nodes ``ids``: their rows, every interaction and triple
-    that names them, their feature rows, and the entities that lost their last edge with them
-    (entities no triple named before are kept). The result has no trace of those nodes."""
-    if node_type not in ("item", "user"):
-        raise ValueError("node_type must be 'item' or 'user'")
-    ids = set(map(str, ids))
-    key = f"{node_type}_id"
-    table = kg.items if node_type == "item" else kg.users
-    keep_rows = ~table[key].isin(ids).to_numpy()
-    inter = kg.interactions[~kg.interactions[key].isin(ids).to_numpy()]
-    t = kg.triples
-    trip = t[~touching(t, node_type, ids)].reset_index(drop=True)
-
-    def entity_refs(tr: pd.DataFrame) -> set[str]:
-        return set(tr.loc[tr["head_type"] == "entity", "head"]) | set(tr.loc[tr["tail_type"] == "entity", "tail"])
-
-    orphaned = entity_refs(t) - entity_refs(trip)
-    keep_ents = ~kg.entities["entity_id"].isin(orphaned).to_numpy()
-    feats = None
-    if kg.features is not None:
-        feats = dict(kg.features)
-        feats[node_type] = np.asarray(feats[node_type])[keep_rows]
-        feats["entity"] = np.asarray(feats["entity"])[keep_ents]
-    changes: dict[str, Any] = {"items" if node_type == "item" else "users": table[keep_rows].reset_index(drop=True),
-                               "entities": kg.entities[keep_ents].reset_index(drop=True),
-                               "triples": trip, "features": feats,
-                               "cold_items": frozenset(), "cold_users": frozenset()}
-    return kg.with_interactions(inter, **changes)
-
-
-def first_interactions(inter: pd.DataFrame, n: int = FIRST_N) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Split each user's interactions into their first ``n`` and the rest: by timestamp when
-    every row has one (ties in table order), else in table (file) order. Returns
-    ``(first, rest, order_used)``."""
-    df = inter.reset_index(drop=True)
-    has_ts = "timestamp" in df.columns and len(df) > 0 and df["timestamp"].notna().all()
-    order_key = df["timestamp"].astype("int64").to_numpy() if has_ts else np.zeros(len(df), dtype=np.int64)
-    order = np.lexsort((np.arange(len(df)), order_key, pd.factorize(df["user_id"])[0]))
-    ranked = df.iloc[order]
-    pos = ranked.groupby("user_id", sort=False).cumcount().to_numpy()
-    first = ranked[pos < n].reset_index(drop=True)
-    rest = ranked[pos >= n].reset_index(drop=True)
-    return first, rest, ("timestamp" if has_ts else "file order")
-
-
-def pairs(df: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"user_id": df["user_id"].astype(str).to_numpy(), "item_id": df["item_id"].astype(str).to_numpy()})
-
-
-def ranking_metrics(user_emb: torch.Tensor | None, item_emb: torch.Tensor | None, user_ids: pd.Index,
-                    item_ids: pd.Index, train: pd.DataFrame, test: pd.DataFrame,
-                    candidates: list[str] | None = None, scorer: Callable | None = None) -> dict[str, float]:
-    """Recall/NDCG@20 (and the rest of :func:`evaluate`'s keys) of dot-product scores (or a
-    ``scorer``), each user's ``train`` items excluded, optionally among ``candidates`` only."""
-    if scorer is None:
-        scorer = lambda u: user_emb[u] @ item_emb.T  # noqa: E731
-    return evaluate(scorer, pairs(train), pairs(test), pd.Index(user_ids), pd.Index(item_ids), k=(K,),
-                    candidates=candidates)
-
-
-def cold_share(user_emb, item_emb, user_ids, item_ids, train, users, cold, scorer=None) -> float:
-    """Share of the top-20 slots (mode a: all unseen items) that cold items take, over ``users``.
-    For reference: the share of cold items among all items, and of held-out interactions."""
-    if scorer is None:
-        scorer = lambda u: user_emb[u] @ item_emb.T  # noqa: E731
-    user_ids, item_ids = pd.Index(user_ids), pd.Index(item_ids)
-    upos = user_ids.get_indexer(pd.Index(users))
-    upos = upos[upos >= 0]
-    is_cold = torch.as_tensor(item_ids.isin(set(cold)))
-    tr = pairs(train)
-    tu, ti = user_ids.get_indexer(tr["user_id"]), item_ids.get_indexer(tr["item_id"])
-    ok = (tu >= 0) & (ti >= 0)
-    row_of = np.full(len(user_ids), -1)
-    taken, total = 0, 0
-    for start in range(0, len(upos), 1024):
-        chunk = upos[start:start + 1024]
-        scores = scorer(torch.as_tensor(chunk, dtype=torch.long)).float().clone()
-        row_of[chunk] = np.arange(len(chunk))
-        sel = ok & np.isin(tu, chunk)
-        scores[torch.as_tensor(row_of[tu[sel]]), torch.as_tensor(ti[sel])] = -torch.inf
-        row_of[chunk] = -1
-        top = torch.topk(scores, min(K, scores.shape[1]), dim=1).indices
-        taken += int(is_cold[top].sum())
-        total += top.numel()
-    return taken / max(1, total)
-
-
-def both_modes(user_emb, item_emb, user_ids, item_ids, train, test, cold, scorer=None) -> dict[str, dict]:
-    """Metrics in mode (a) all unseen items and (b) cold items only; (a) also reports the share
-    of top-20 slots that cold items take (``cold_share@20``)."""
-    out = {"all": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, scorer=scorer),
-           "cold": ranking_metrics(user_emb, item_emb, user_ids, item_ids, train, test, candidates=cold,
-                                   scorer=scorer)}
-    users = sorted(set(test["user_id"].astype(str)))
-    out["all"]["cold_share@20"] = cold_share(user_emb, item_emb, user_ids, item_ids, train, users, cold, scorer)
-    return out
-
-
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(max(1, repeats)):
@@ -240,15 +131,6 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
-
-
-def shallow_rec(rec):
-    """An independent view of a fitted Recommender for one add_users / add_items variant:
-    add_* replace the attributes they change (graph_, embeddings, indexes) except the dict of
-    added nodes, which is copied here; the trained model is shared, read-only."""
-    r = copy.copy(rec)
-    r._extra = dict(rec._extra)
-    return r
 
 
 # ---------------------------------------------------------------------- models
@@ -261,9 +143,9 @@ def fit_kgrec(train: KnowledgeGraph, opts: dict[str, Any]) -> tuple[Any, float]:
 def fit_record(rec: Any, fit_s: float) -> dict[str, Any]:
     """What a kgrec fit did: its wall seconds, the early-stopped run's epochs and best epoch, the
     refit's epochs (0 without one) and the kept model's seconds per epoch."""
-    stop, hist = rec.early_stopping_, rec.fit_.history
+    stop, hist = rec.early_stopping_, rec.trained_.history
     return {"seconds": fit_s, "epochs_run": len(stop["history"]) if stop else len(hist),
-            "best_epoch": stop["best_epoch"] if stop else rec.fit_.best_epoch,
+            "best_epoch": stop["best_epoch"] if stop else rec.trained_.best_epoch,
             "refit_epochs": len(hist) if stop and stop["refit"] else 0,
             "s_per_epoch": float(np.mean([h["seconds"] for h in hist])) if hist else float("nan")}
 
@@ -282,24 +164,11 @@ def linmap(feat_warm: np.ndarray, emb_warm: torch.Tensor, feat_new: np.ndarray, 
     return torch.nn.functional.normalize((torch.as_tensor(feat_new, dtype=torch.float64) @ w).float(), dim=1)
 
 
-def popularity_scorer(counts: np.ndarray, seed: int = SEED) -> Callable:
-    """Interaction counts plus a seeded random tie-break below 1 (a random order among equals)."""
-    rng = np.random.default_rng(seed)
-    s = torch.as_tensor(counts + rng.random(len(counts)) * 0.5, dtype=torch.float32)
-    return lambda u: s.unsqueeze(0).expand(len(u), -1)
-
-
-def item_counts(item_ids: pd.Index, inter: pd.DataFrame) -> np.ndarray:
-    pos = item_ids.get_indexer(inter["item_id"].astype(str))
-    return np.bincount(pos[pos >= 0], minlength=len(item_ids)).astype(np.float64)
-
-
 # ---------------------------------------------------------------------- cold items
 def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, encoder) -> dict[str, Any]:
     """The cold_items protocol on ``kg``: accuracy rows, warm stability and throughput, or only
     the add_items and throughput lines with ``args.throughput_only`` (same split and model)."""
-    from kgrec.cold_start import prepare_new_nodes
-    from kgrec.training import NewNodeBatch
+    from kgrec.cold_start.validation import prepare_new_nodes
 
     out: dict[str, Any] = {"dataset": name, "protocol": "cold_items"}
     split_train, split_test = kg.split("cold_items", test=TEST_FRACTION, seed=SEED)
@@ -336,7 +205,7 @@ def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, en
     add_s = time.perf_counter() - t0
     report = {k: v for k, v in rec.graph_.report.items() if k.startswith("added_")}
     # again, on a copy, with every text cached and the LM loaded (update=True: the same rows again)
-    again = shallow_rec(rec)
+    again = copy.copy(rec)  # adding nodes replaces what it changes, so the copy's batch leaves rec alone
     add2_s, _ = median_time(lambda: again.add_items(items_table, triples=cold_trip, update=True), 1)
     update_change = float((again.item_emb_[n_warm:] - rec.item_emb_[n_warm:]).abs().max())
     out["add_items"] = {"seconds": add_s, "items": len(cold), "items_per_s": len(cold) / add_s,
@@ -349,14 +218,11 @@ def run_cold_items(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args, en
     # the inductive pass alone, on precomputed text features (what the ablations and the throughput time)
     item_row = pd.Index(kg.items["item_id"].astype(str))
     x_cold = np.asarray(kg.features["item"])[item_row.get_indexer(batch.ids)]
-    ent_texts = batch.entities["text"].fillna(batch.entities["entity_id"]).astype(str).tolist()
-    x_ents = encoder.encode(ent_texts) if len(ent_texts) else None
-    ent_batch = NewNodeBatch(batch.entities["entity_id"].astype(str).tolist(), x_ents) if len(ent_texts) else None
+    _, ent_batch = batch.inputs(encoder)
 
     def embed(x_items, use_edges=True, ids=None, triples=batch.triples):
-        res = rec.fit_.embed_new_nodes(items=NewNodeBatch(ids or batch.ids, x_items),
-                                       entities=ent_batch if use_edges else None,
-                                       triples=triples if use_edges else None)
+        res = embed_new_nodes(rec.trained_, items=NewNodeInputs(ids or batch.ids, x_items),
+                              entities=ent_batch if use_edges else None, triples=triples if use_edges else None)
         return res.items.detach().float().cpu()
 
     out["embed_matches_add_items"] = bool(torch.allclose(embed(x_cold), rec.item_emb_[n_warm:], atol=1e-5))
@@ -406,25 +272,25 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
         return both_modes(user_emb, item_emb, user_ids, ids, train_df, cold_test, cold)
 
     # the calibration factor undone: new items at the inductive path's own scale
-    factor = float(rec.fit_.model.cold_item_scale())
+    factor = float(rec.trained_.model.cold_item_scale())
     new_emb = rec.item_emb_[n_warm:]
-    d = rec.fit_.model.dim  # the vectors end with the item bias (not scaled by s)
+    d = rec.trained_.model.dim  # the vectors end with the item bias (not scaled by s)
     unscaled = torch.cat([new_emb[:, :d] / factor, new_emb[:, d:]], 1)
     kg_rows["kgrec: no calibration (s=1)"] = rows_for(unscaled)
-    if rec.fit_.model.use_text:  # the content map undone (same s): the GNN inductive path alone
-        content_map = rec.fit_.model.cold_item_map.clone()
-        rec.fit_.model.cold_item_map.zero_()
+    if rec.trained_.model.use_text:  # the content map undone (same s): the GNN inductive path alone
+        content_map = rec.trained_.model.cold_item_map.clone()
+        rec.trained_.model.cold_item_map.zero_()
         try:
             kg_rows["kgrec: no content map"] = rows_for(embed(x_cold))
         finally:
-            rec.fit_.model.cold_item_map.copy_(content_map)
+            rec.trained_.model.cold_item_map.copy_(content_map)
     all_ids = pd.Index(list(warm_ids) + list(batch_ids))
     both_tests = pd.concat([pairs(warm_test), pairs(cold_test)], ignore_index=True)
     overall = {label: ranking_metrics(user_emb, torch.cat([warm_item_emb, emb]), user_ids, all_ids, train_df,
                                       both_tests)["recall@20"]
                for label, emb in (("calibrated", new_emb), ("s=1", unscaled))}
     # ablations at add time: same model, less input
-    if rec.fit_.model.use_text:
+    if rec.trained_.model.use_text:
         kg_rows["kgrec: text only at add"] = rows_for(embed(x_cold, use_edges=False))
         kg_rows["kgrec: edges only at add"] = rows_for(embed(np.zeros_like(x_cold)))
     item_row = pd.Index(kg.items["item_id"].astype(str))
@@ -434,7 +300,7 @@ def cold_items_accuracy(name: str, kg: KnowledgeGraph, rec, split_train: Knowled
     # baselines on the same id space: every item node, cold ones without interactions
     base_graph = replace(split_train, interactions=train_df.reset_index(drop=True), features=kg.features)
     tk = TextKNN(device="cpu").fit(base_graph)
-    kg_rows["text-kNN"] = both_modes(tk.user_emb_, tk.item_emb_, tk.user_ids, tk.item_ids, train_df, cold_test, cold)
+    kg_rows["text-kNN"] = both_modes(tk.user_emb_, tk.item_emb_, tk.user_index_, tk.item_index_, train_df, cold_test, cold)
     pop_items = pd.Index(kg.items["item_id"].astype(str))
     pop = popularity_scorer(item_counts(pop_items, train_df))
     kg_rows["popularity (cold: random)"] = both_modes(None, None, user_ids, pop_items, train_df, cold_test, cold,
@@ -456,10 +322,15 @@ def cold_items_throughput(rec, batch, cold: list[str], x_cold: np.ndarray, embed
     n_warm = len(rec.item_ids()) - len(cold)
     users_all = torch.arange(len(rec.user_index_))
     t_embed, _ = median_time(lambda: embed(x_cold), args.repeats)
-    t_topk, _ = median_time(lambda: topk(user_emb, rec.item_emb_, users_all, K, seen=rec.seen_), args.repeats)
+    seen = rec.seen_items()
+
+    def top20(items: torch.Tensor, candidates: torch.Tensor | None = None):
+        pool_t = (items if candidates is None else items[candidates]).T.contiguous()
+        return topk(lambda u: user_emb[u] @ pool_t, users_all, K, len(items), seen=seen, candidates=candidates)
+
+    t_topk, _ = median_time(lambda: top20(rec.item_emb_), args.repeats)
     cand_pos = torch.as_tensor(rec.item_index_.get_indexer(cold), dtype=torch.long)
-    t_topk_cold, _ = median_time(lambda: topk(user_emb, rec.item_emb_, users_all, K, seen=rec.seen_,
-                                              candidates=cand_pos), args.repeats)
+    t_topk_cold, _ = median_time(lambda: top20(rec.item_emb_, cand_pos), args.repeats)
     thr = {"batch": len(cold), "embed_s": t_embed, "topk_all_users_s": t_topk, "topk_all_users_cold_only_s": t_topk_cold,
            "cold_items_per_s": len(cold) / (t_embed + t_topk), "users": len(users_all)}
     if args.scale > 0:  # a large batch: the cold items replicated under new ids (features, triples, entities shared)
@@ -476,7 +347,7 @@ def cold_items_throughput(rec, batch, cold: list[str], x_cold: np.ndarray, embed
         x_big = np.tile(x_cold, (reps, 1))
         t_big, big = median_time(lambda: embed(x_big, ids=big_ids, triples=big_trip), args.repeats)
         big_items = torch.cat([rec.item_emb_[:n_warm], big])
-        t_big_topk, _ = median_time(lambda: topk(user_emb, big_items, users_all, K, seen=rec.seen_), args.repeats)
+        t_big_topk, _ = median_time(lambda: top20(big_items), args.repeats)
         thr.update({"scaled_batch": n_big, "scaled_embed_s": t_big, "scaled_topk_all_users_s": t_big_topk,
                     "scaled_cold_items_per_s": n_big / (t_big + t_big_topk)})
     texts = items_table["text"].astype(str).tolist()[: args.text_sample]
@@ -529,13 +400,13 @@ def run_cold_users(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args) ->
         if kw.get("triples") is not None and len(kw["triples"]) == 0 and "interactions" not in kw:
             rows[f"kgrec {label}"] = {"skipped": "no side information"}
             continue
-        r = shallow_rec(rec)
+        r = copy.copy(rec)
         t0 = time.perf_counter()
         r.add_users(**kw)
         secs = time.perf_counter() - t0
         m = ranking_metrics(r.user_emb_, r.item_emb_, r.user_index_, r.item_index_, eval_train, rest)
         rows[f"kgrec {label}"] = {"all": m, "add_s": secs}
-    if rec.fit_.model.item_bias is not None:
+    if rec.trained_.model.item_bias is not None:
         # the new users' scores without their vectors: the item bias alone, the prior every user shares
         prior = rec.item_emb_[:, -1]
         rows["kgrec: item bias alone (no user vector)"] = {"all": ranking_metrics(
@@ -543,12 +414,12 @@ def run_cold_users(name: str, kg: KnowledgeGraph, opts: dict[str, Any], args) ->
     # baselines
     all_nodes = replace(split_train, features=kg.features)
     tk_attr = TextKNN(device="cpu").fit(replace(all_nodes, interactions=graph.interactions.reset_index(drop=True)))
-    rows["text-kNN (i) own text only"] = {"all": ranking_metrics(tk_attr.user_emb_, tk_attr.item_emb_, tk_attr.user_ids,
-                                                                 tk_attr.item_ids, eval_train, rest)}
+    rows["text-kNN (i) own text only"] = {"all": ranking_metrics(tk_attr.user_emb_, tk_attr.item_emb_, tk_attr.user_index_,
+                                                                 tk_attr.item_index_, eval_train, rest)}
     tk_given = TextKNN(device="cpu").fit(replace(all_nodes, interactions=pd.concat(
         [graph.interactions, given], ignore_index=True)))
     rows[f"text-kNN (ii) first {FIRST_N}"] = {"all": ranking_metrics(tk_given.user_emb_, tk_given.item_emb_,
-                                                                     tk_given.user_ids, tk_given.item_ids, eval_train, rest)}
+                                                                     tk_given.user_index_, tk_given.item_index_, eval_train, rest)}
     items = pd.Index(kg.items["item_id"].astype(str))
     pop = popularity_scorer(item_counts(items, graph.interactions))
     rows["popularity"] = {"all": ranking_metrics(None, None, pd.Index(cold), items, eval_train, rest, scorer=pop)}

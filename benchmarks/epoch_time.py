@@ -14,7 +14,7 @@ tagged artists make 128,032 pairs of its 74,266 listens; ML-100K has none), and 
 sampled softmax, knowledge edges, the cold-start views in every twelfth step) with
 ``valid_fraction=0`` and ``inductive_epochs=0`` (the inductive phase comes after the epochs and is
 not part of them); its seconds are
-``fit_.history``'s, the training loop only. LightGCN: :class:`kgrec.baselines.LightGCNBaseline`
+``trained_.history``'s, the training loop only. LightGCN: :class:`kgrec.baselines.LightGCNBaseline`
 (PyG ``LightGCN``, dim 64, 3 layers, batch 2048, BPR, the paper's lr and L2, no tuning), its
 ``seconds_per_epoch_``. Both are the mean over ``--epochs`` epochs.
 
@@ -59,7 +59,7 @@ ABLATIONS: dict[str, dict[str, object]] = {
 def kgrec_epoch_seconds(train: kgrec.KnowledgeGraph, epochs: int, device: str, **options: object) -> float:
     rec = kgrec.Recommender(epochs=epochs, valid_fraction=0.0, inductive_epochs=0, device=device,
                             progress=False, **options).fit(train)
-    return statistics.fmean(h["seconds"] for h in rec.fit_.history)
+    return statistics.fmean(h["seconds"] for h in rec.trained_.history)
 
 
 def lightgcn_epoch_seconds(train: kgrec.KnowledgeGraph, epochs: int, device: str) -> float:

@@ -51,6 +51,7 @@ from torch_geometric.metrics import (
     LinkPredRecall,
 )
 
+from .graph.csr import gather_rows, rows_csr
 from .knowledge_graph import KnowledgeGraph
 
 Scorer = Callable[[Tensor], Tensor]
@@ -76,27 +77,6 @@ def _pairs(table: KnowledgeGraph | pd.DataFrame, what: str) -> pd.DataFrame:
         raise ValueError(f"{what}: columns {missing} are missing (columns: {list(df.columns)})")
     return pd.DataFrame({"user_id": df["user_id"].astype(str).to_numpy(),
                          "item_id": df["item_id"].astype(str).to_numpy()}).drop_duplicates()
-
-
-def rows_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(indptr, indices)`` of the CSR matrix with ``n_rows`` rows holding the ``(rows, cols)``
-    pairs: row ``r``'s columns are ``indices[indptr[r]:indptr[r + 1]]``, in input order."""
-    order = np.argsort(rows, kind="stable")
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return indptr, cols[order].astype(np.int64)
-
-
-def gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COO (row position within ``rows``, column) of the CSR rows ``rows``."""
-    starts, ends = indptr[rows], indptr[rows + 1]
-    counts = ends - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    local = np.repeat(np.arange(len(rows)), counts)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return local, indices[offsets + np.arange(total)]
 
 
 class _Accumulator:
@@ -223,8 +203,8 @@ def evaluate(
     if len(eval_users) == 0:
         return {**{f"{m}@{k_}": 0.0 for k_ in ks for m in METRIC_NAMES}, **counts}
 
-    train_ptr, train_idx = rows_csr(ru, ri, n_users)
-    test_ptr, test_idx = rows_csr(tu, ti, n_users)
+    train_ptr, train_idx = rows_csr(torch.as_tensor(ru), torch.as_tensor(ri), n_users)
+    test_ptr, test_idx = rows_csr(torch.as_tensor(tu), torch.as_tensor(ti), n_users)
     acc: _Accumulator | None = None
     excluded_extra = torch.as_tensor(~cand_mask) if cand_mask is not None else None
 
@@ -244,9 +224,9 @@ def evaluate(
         scores = scores.detach().clone() if keep_dtype else scores.detach().float()
         if torch.isnan(scores).any():
             raise ValueError("scorer returned NaN scores; the model has diverged or was not fitted")
-        rows, cols = gather_rows(train_ptr, train_idx, users)
+        rows, entry = gather_rows(train_ptr, torch.as_tensor(users))
         if len(rows):
-            scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = -torch.inf
+            scores[rows.to(device), train_idx[entry].to(device)] = -torch.inf
         if excluded_extra is not None:
             scores[:, excluded_extra] = -torch.inf
         kk = min(max_k, n_items)
@@ -254,8 +234,8 @@ def evaluate(
         top = top.masked_fill(top_scores == -torch.inf, n_items)  # excluded items pad the list
         if kk < max_k:
             top = torch.cat([top, top.new_full((len(users), max_k - kk), n_items)], 1)
-        lrows, lcols = gather_rows(test_ptr, test_idx, users)
-        label = torch.as_tensor(np.stack([lrows, lcols]), dtype=torch.long, device=device)
+        lrows, lentry = gather_rows(test_ptr, torch.as_tensor(users))
+        label = torch.stack([lrows, test_idx[lentry]]).to(device)
         acc.update(top, label)
 
     assert acc is not None

@@ -105,7 +105,7 @@ def assert_same_heterodata(read: KnowledgeGraph, source: KnowledgeGraph) -> None
     """``to_heterodata`` of both graphs has the same node ids, features and edge tensors."""
     import torch  # imported here so that child processes using this module start without torch
 
-    from kgrec.heterodata import to_heterodata
+    from kgrec.graph.heterodata import to_heterodata
     x, y = to_heterodata(read), to_heterodata(source)
     assert sorted(x.node_types) == sorted(y.node_types)
     assert sorted(x.edge_types) == sorted(y.edge_types)

@@ -17,11 +17,11 @@ from kgrec.baselines import (
     MFBPR,
     Popularity,
     TextKNN,
-    _canonical,
-    _edges,
-    _NegativeSampler,
     normalized_adjacency,
 )
+from kgrec.baselines.base import training_pairs
+from kgrec.baselines.bpr import NegativeSampler
+from kgrec.graph.heterodata import canonical_ids
 from kgrec.errors import ModelError
 from kgrec.evaluation import evaluate, metrics_from_topk
 
@@ -52,7 +52,7 @@ def test_popularity_scores_are_training_counts(ml_split, popularity) -> None:
     train, test = ml_split
     pop, metrics = popularity
     counts = train.interactions["item_id"].value_counts()
-    top_item = pop.item_ids[int(pop.scorer(torch.tensor([0]))[0].argmax())]
+    top_item = pop.item_index_[int(pop.scorer(torch.tensor([0]))[0].argmax())]
     assert top_item == counts.index[0]
     assert 0.1 < metrics["recall@20"] < 0.3 and metrics["users_evaluated"] == 943
     # recommend() and metrics_from_topk agree with evaluate()
@@ -67,8 +67,8 @@ def test_popularity_scores_are_training_counts(ml_split, popularity) -> None:
 def test_lightgcn_propagation_is_pygs(ml_split) -> None:
     """The precomputed-adjacency path equals PyG's LightGCN on edge_index, values and gradients."""
     train, _ = ml_split
-    users, items = _canonical(train)
-    u, i = _edges(train, users, items)
+    users, items = canonical_ids(train, "user"), canonical_ids(train, "item")
+    u, i = training_pairs(train, users, items)
     n_u = len(users)
     ours = LightGCNBaseline(grid=None)._module(n_u, len(items))
     ref = LightGCN(n_u + len(items), 64, 3)
@@ -84,9 +84,9 @@ def test_lightgcn_propagation_is_pygs(ml_split) -> None:
 
 def test_negatives_are_never_positives(ml_split) -> None:
     train, _ = ml_split
-    users, items = _canonical(train)
-    u, i = _edges(train, users, items)
-    sampler = _NegativeSampler(u, i, len(items), torch.Generator().manual_seed(0))
+    users, items = canonical_ids(train, "user"), canonical_ids(train, "item")
+    u, i = training_pairs(train, users, items)
+    sampler = NegativeSampler(u, i, len(items), torch.Generator().manual_seed(0))
     heavy = np.bincount(u).argmax()  # the user with the most positives
     batch = torch.full((20000,), int(heavy))
     neg = sampler(batch).numpy()
@@ -136,9 +136,9 @@ def test_user_item_triples_join_the_training_pairs_not_the_seen_items() -> None:
                           "relation": ["TAGGED", "TAGGED", "SHOWN_TO"], "tail_type": ["item", "item", "user"],
                           "tail": ["i38", "i38", "u1"]}).astype("string")
     kg.triples = pd.concat([kg.triples, extra], ignore_index=True)
-    users, items = _canonical(kg)
-    plain = set(zip(*_edges(kg, users, items)))
-    joined = set(zip(*_edges(kg, users, items, user_item_triples=True)))
+    users, items = canonical_ids(kg, "user"), canonical_ids(kg, "item")
+    plain = set(zip(*training_pairs(kg, users, items)))
+    joined = set(zip(*training_pairs(kg, users, items, user_item_triples=True)))
     new = {(users.get_loc("u0"), items.get_loc("i38")), (users.get_loc("u1"), items.get_loc("i39"))}
     assert joined == plain | new and not new & plain
     model = LightGCNBaseline(grid=None, epochs=30, batch_size=64, lr=1e-2, user_item_triples=True).fit(kg)
@@ -181,7 +181,7 @@ def test_text_knn_recommends_by_content(tmp_path: Path) -> None:
     assert top["kid"] == "m3" and top["vet"] == "m7"
     assert top["new"] in {"m4", "m5", "m6", "m7"}
     test = kg.with_interactions(pd.DataFrame({"user_id": ["kid", "vet"], "item_id": ["m3", "m7"]}))
-    m = evaluate(model.scorer, kg, test, model.user_ids, model.item_ids, k=1)
+    m = evaluate(model.scorer, kg, test, model.user_index_, model.item_index_, k=1)
     assert m["recall@1"] == 1.0
 
 
@@ -191,7 +191,7 @@ def test_ease_solves_the_zero_diagonal_ridge_regression() -> None:
     live on it); scores are X_u B with X built here from the interactions."""
     kg = _small_graph()
     model = EASE(l2=7.0, l2_grid=None).fit(kg)
-    users, items = model.user_ids, model.item_ids
+    users, items = model.user_index_, model.item_index_
     x = np.zeros((len(users), len(items)))
     x[users.get_indexer(kg.interactions["user_id"]), items.get_indexer(kg.interactions["item_id"])] = 1.0
     b = model.weights_.double().numpy()

@@ -69,14 +69,14 @@ def test_train_refits_unless_told_not_to(model, tables):
     """`kgrec train` early-stops on 10% of the training interactions, then refits on all of them
     (what config.json records); --no-refit keeps the early-stopped model."""
     saved = json.loads((model / "config.json").read_text())
-    assert saved["refit"] is True and 1 <= saved["early_stopping"]["best_epoch"] <= 2
+    assert saved["params"]["refit"] is True and 1 <= saved["early_stopping"]["best_epoch"] <= 2
     out = tables["dir"] / "model-no-refit"
     res = kgrec("train", "--out", out, "--interactions", tables["ratings"], "--items", tables["movies"],
                 "--item-text", "title,genres", "--user-col", "uid", "--item-col", "movie", "--epochs", "2",
                 "--no-refit")
     assert res.returncode == 0, res.stderr[-3000:]
     kept = json.loads((out / "config.json").read_text())
-    assert kept["refit"] is False and len(kept["early_stopping"]["history"]) == 2
+    assert kept["params"]["refit"] is False and len(kept["early_stopping"]["history"]) == 2
 
 
 def test_help_teaches():

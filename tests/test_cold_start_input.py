@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import kgrec
-from kgrec.cold_start import prepare_new_nodes
+from kgrec.cold_start.validation import prepare_new_nodes
 from kgrec.errors import DataError
 
 

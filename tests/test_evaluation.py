@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from kgrec.evaluation import evaluate, gather_rows, metrics_from_topk, rows_csr
+from kgrec.evaluation import evaluate, metrics_from_topk
+from kgrec.graph.csr import csr_indptr, gather_rows, rows_csr
 
 ITEMS = pd.Index(["a", "b", "c", "d", "e"])
 USERS = pd.Index(["u1", "u2", "u3"])
@@ -164,11 +165,12 @@ def test_real_data_chunking_and_topk_cross_check(ml100k_dir: Path) -> None:
 
 
 def test_rows_csr_and_gather_rows_against_hand_built_rows() -> None:
-    rows, cols = np.array([2, 0, 2, 0, 3]), np.array([7, 1, 5, 4, 9])
+    rows, cols = torch.tensor([2, 0, 2, 0, 3]), torch.tensor([7, 1, 5, 4, 9])
     indptr, indices = rows_csr(rows, cols, 5)
     assert indptr.tolist() == [0, 2, 2, 4, 5, 5]          # row 1 and row 4 are empty
+    assert torch.equal(csr_indptr(rows, 5), indptr)
     assert indices.tolist() == [1, 4, 7, 5, 9]            # each row's columns in input order
-    local, gathered = gather_rows(indptr, indices, np.array([2, 1, 0]))
-    assert local.tolist() == [0, 0, 2, 2] and gathered.tolist() == [7, 5, 1, 4]
-    empty_local, empty_cols = gather_rows(indptr, indices, np.array([1, 4]))
-    assert len(empty_local) == 0 and len(empty_cols) == 0
+    local, entry = gather_rows(indptr, torch.tensor([2, 1, 0]))
+    assert local.tolist() == [0, 0, 2, 2] and indices[entry].tolist() == [7, 5, 1, 4]
+    empty_local, empty_entry = gather_rows(indptr, torch.tensor([1, 4]))
+    assert len(empty_local) == 0 and len(empty_entry) == 0

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.graph_index import GraphIndex, GraphTensors, build_graph, relation_type
-from kgrec.model import KGRecModel, symmetric_spmm
+from kgrec.graph.tensors import GraphIndex, GraphTensors, build_graph, relation_type
+from kgrec.nn.model import KGRecModel
+from kgrec.nn.sparse import symmetric_spmm
+from kgrec.train.setup import fit_text_basis
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]
@@ -198,7 +200,7 @@ def test_ablation_flags_switch_parts_off(flags: dict) -> None:
                            use_kg=flags.get("use_kg", True))
     model = make_model(index, 12 if flags.get("use_text", True) else 0, **flags)
     if model.use_text:
-        model.fit_text_basis({t: g.x[s] for t, s in model.type_slices().items()})
+        fit_text_basis(model, {t: g.x[s] for t, s in model.type_slices().items()})
         g.x = model.reduce_all(g.x)
     names = {n for n, _ in model.named_parameters()}
     assert ("id_embedding.weight" in names) == flags.get("use_id", True)
@@ -215,7 +217,7 @@ def test_text_basis_spans_the_top_directions() -> None:
     index, g = build_graph(kg, features_for(kg, dim=12))
     model = make_model(index, 12)  # dim 8 -> rank 8 of 12
     items = g.x[model.type_slices()["item"]]  # 5 items: rank 5, inside the top-8 span
-    model.fit_text_basis({"item": items})
+    fit_text_basis(model, {"item": items})
     b = model.text_basis[1]
     assert torch.allclose(b.T @ b, torch.eye(8), atol=1e-5)
     assert torch.allclose(model.reduce_features(items, "item") @ b.T, items, atol=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgrec.optim import adam
+from kgrec.train.optim import adam
 
 
 def test_adam_is_fused_on_cpu_and_steps_like_the_default() -> None:

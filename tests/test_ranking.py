@@ -30,7 +30,7 @@ def test_topk_matches_brute_force_with_seen_masking_and_chunks():
     ip = np.array([i for items in pairs.values() for i in items], dtype=np.int64)
     seen = SeenItems(up, ip, 37)
     users = torch.arange(37)
-    s, i = topk(U, I, users, 10, seen=seen, batch_size=7)  # several chunks
+    s, i = topk(lambda u: U[u] @ I.T, users, 10, len(I), seen=seen, batch_size=7)  # several chunks
     bs, bi = _brute(U, I, users, 10, pairs)
     assert torch.equal(i, bi)
     assert torch.allclose(s, bs)
@@ -43,15 +43,16 @@ def test_topk_candidates_only_and_seen_candidates_dropped():
     U, I = torch.randn(5, 4, generator=g), torch.randn(20, 4, generator=g)
     cands = torch.tensor([3, 7, 11, 19])
     seen = SeenItems(np.array([0, 0]), np.array([7, 2]), 5)
-    s, i = topk(U, I, torch.arange(5), 10, seen=seen, candidates=cands)
+    s, i = topk(lambda u: U[u] @ I[cands].T, torch.arange(5), 10, len(I), seen=seen, candidates=cands)
     assert s.shape == (5, 4)  # k is capped at the candidate count
     assert set(i[1].tolist()) == {3, 7, 11, 19}
     row0 = [int(x) for x, sc in zip(i[0], s[0]) if torch.isfinite(sc)]
     assert sorted(row0) == [3, 11, 19]  # 7 is seen by user 0 and masked; 2 is no candidate anyway
 
 
-def test_seen_items_grow_adds_empty_users():
-    seen = SeenItems(np.array([0, 1, 1]), np.array([2, 0, 1]), 2)
-    seen.grow(4)
-    rows, cols = seen.mask_coords(torch.tensor([1, 3, 2]))
-    assert rows.tolist() == [0, 0] and cols.tolist() == [0, 1]
+def test_seen_items_of_users_in_any_order_and_without_items():
+    seen = SeenItems(np.array([0, 1, 1, 3]), np.array([2, 0, 1, 4]), 4)
+    rows, cols = seen.mask_coords(torch.tensor([1, 3, 2]))  # not a run: the general gather
+    assert rows.tolist() == [0, 0, 1] and cols.tolist() == [0, 1, 4]
+    rows, cols = seen.mask_coords(torch.tensor([1, 2, 3]))  # a run of consecutive users: one slice
+    assert rows.tolist() == [0, 0, 2] and cols.tolist() == [0, 1, 4]

@@ -83,11 +83,11 @@ def test_fit_refits_on_all_interactions_for_the_best_epoch(split, tmp_path):
     values = [h["recall@20"] for h in stop["history"]]
     assert stop["metric"] == "recall@20" and len(values) == 3 and stop["seconds"] > 0 and stop["refit"] is True
     assert stop["best"] == max(values) and values[stop["best_epoch"] - 1] == max(values)
-    assert len(rec.fit_.history) == stop["best_epoch"]
-    assert len(rec.fit_.graph.inter_user) == len(train.interactions)
+    assert len(rec.trained_.history) == stop["best_epoch"]
+    assert len(rec.trained_.graph.inter_user) == len(train.interactions)
     direct = train_small(train, epochs=stop["best_epoch"])  # valid_fraction 0: every interaction, no validation
-    weights = rec.fit_.model.state_dict()
-    for name, value in direct.fit_.model.state_dict().items():
+    weights = rec.trained_.model.state_dict()
+    for name, value in direct.trained_.model.state_dict().items():
         assert torch.equal(value, weights[name]), name
     loaded = kgrec.Recommender.load(rec.save(tmp_path / "model"))
     assert loaded.refit is True and loaded.early_stopping_ == stop
@@ -95,19 +95,19 @@ def test_fit_refits_on_all_interactions_for_the_best_epoch(split, tmp_path):
     # lr 0: no improvement after the first evaluation, so one epoch is refitted
     flat = train_small(train, valid_fraction=0.1, epochs=4, lr=0.0, patience=1)
     assert flat.early_stopping_["stopped_early"] and len(flat.early_stopping_["history"]) == 2
-    assert flat.early_stopping_["best_epoch"] == 1 and len(flat.fit_.history) == 1
+    assert flat.early_stopping_["best_epoch"] == 1 and len(flat.trained_.history) == 1
 
 
 def test_fit_without_refit_keeps_the_early_stopped_model(split):
     train, _ = split
     kept = train_small(train, valid_fraction=0.1, epochs=3, refit=False)
     refitted = train_small(train, valid_fraction=0.1, epochs=3)
-    assert kept.fit_.history is kept.early_stopping_["history"] and len(kept.fit_.history) == 3
+    assert kept.trained_.history is kept.early_stopping_["history"] and len(kept.trained_.history) == 3
     assert kept.early_stopping_["refit"] is False
-    assert [h["recall@20"] for h in kept.fit_.history] == [h["recall@20"] for h in refitted.early_stopping_["history"]]
+    assert [h["recall@20"] for h in kept.trained_.history] == [h["recall@20"] for h in refitted.early_stopping_["history"]]
     # it ranks over every training interaction: the hold-out is folded into the graph, not trained on
-    assert len(kept.fit_.graph.inter_user) == len(train.interactions)
-    assert not torch.equal(kept.fit_.model.relation, refitted.fit_.model.relation)
+    assert len(kept.trained_.graph.inter_user) == len(train.interactions)
+    assert not torch.equal(kept.trained_.model.relation, refitted.trained_.model.relation)
 
 
 def test_user_item_triples_are_trained_on_but_never_excluded(rec, split):
@@ -123,7 +123,7 @@ def test_user_item_triples_are_trained_on_but_never_excluded(rec, split):
                                                                      ignore_index=True))
     kg.features = train.features
     tagged_rec = train_small(kg, valid_fraction=0.1)
-    assert len(tagged_rec.fit_.graph.inter_user) == len(train.interactions) + 5
+    assert len(tagged_rec.trained_.graph.inter_user) == len(train.interactions) + 5
     after = tagged_rec.recommend(["1"], k=train.num_items)
     assert set(tagged) <= set(after["item_id"])  # not excluded
     control = train_small(train, valid_fraction=0.1).recommend(["1"], k=train.num_items)  # the same, untagged
@@ -153,7 +153,7 @@ def test_save_load_round_trip_and_corruption(rec, tmp_path):
     b = loaded.recommend(["1", "2"], k=10)
     pd.testing.assert_frame_equal(a, b)
     cfg = json.loads((path / "config.json").read_text())
-    assert cfg["kgrec_version"] == kgrec.__version__ and cfg["text_model"]
+    assert cfg["kgrec_version"] == kgrec.__version__ and cfg["params"]["text_model"]
     # weights of an older model state -> refused, naming the file
     tensors = torch.load(path / "weights.pt", weights_only=True)
     tensors["fit"]["version"] = 2
@@ -266,14 +266,38 @@ def test_add_users_with_attributes_and_clicks(fresh):
 def test_unfitted_recommender_says_fit_first():
     with pytest.raises(ModelError, match="fit"):
         kgrec.Recommender().recommend(["1"])
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="epochz"):
         kgrec.Recommender(epochz=3)
+
+
+def test_parameters_follow_scikit_learn():
+    """Every training setting is a keyword argument with TrainConfig's default; get_params /
+    set_params / sklearn.base.clone work, and a clone is unfitted with the same parameters."""
+    from dataclasses import fields
+
+    from sklearn.base import clone
+
+    from kgrec.train import TrainConfig
+
+    rec = kgrec.Recommender(epochs=3, dim=32)
+    params = rec.get_params()
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        expected = {"epochs": 3, "dim": 32}.get(f.name, getattr(defaults, f.name))
+        assert params[f.name] == expected, f.name
+    assert rec.train_config() == TrainConfig(**{**vars(defaults), "epochs": 3, "dim": 32})
+    copy = clone(rec)
+    assert copy is not rec and copy.get_params() == params
+    assert copy.set_params(lr=0.05, seed=2) is copy and copy.lr == 0.05 and copy.train_config().seed == 2
+    with pytest.raises(ValueError, match="no parameter.*'epochz'"):
+        copy.set_params(epochz=3)
+    assert repr(rec) == "Recommender(dim=32, epochs=3)"
 
 
 def test_later_batches_link_to_entities_and_items_added_earlier(fresh):
     """An entity (new attribute value) or item created by one add_* call is a neighbour like
     any other for later calls: the result equals embedding everything in one pass."""
-    from kgrec.inductive import NewNodeBatch, embed_new_nodes
+    from kgrec.cold_start.placement import NewNodeInputs, embed_new_nodes
 
     r = fresh
     first = pd.DataFrame({"item_id": ["mc-1"], "title": ["Quiet Talk (2031)"], "genres": ["Mumblecore"]})
@@ -297,9 +321,9 @@ def test_later_batches_link_to_entities_and_items_added_earlier(fresh):
 
     t = g.triples[g.triples["head"].isin(["mc-1", "mc-fan"])]
     ref = embed_new_nodes(
-        r.fit_, entities=NewNodeBatch(["genre:Mumblecore"], feats["entity"][rows(g.entities, "entity_id", ["genre:Mumblecore"])]),
-        items=NewNodeBatch(["mc-1"], feats["item"][rows(g.items, "item_id", ["mc-1"])]),
-        users=NewNodeBatch(["mc-fan"], feats["user"][rows(g.users, "user_id", ["mc-fan"])]),
+        r.trained_, entities=NewNodeInputs(["genre:Mumblecore"], feats["entity"][rows(g.entities, "entity_id", ["genre:Mumblecore"])]),
+        items=NewNodeInputs(["mc-1"], feats["item"][rows(g.items, "item_id", ["mc-1"])]),
+        users=NewNodeInputs(["mc-fan"], feats["user"][rows(g.users, "user_id", ["mc-fan"])]),
         triples=t, interactions=clicks)
     assert torch.allclose(ref.items[0].cpu(), e1, atol=1e-6)
     assert torch.allclose(ref.users[0].cpu(), r.user_emb_[r.user_index_.get_loc("mc-fan")], atol=1e-6)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgrec.sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
+from kgrec.train.sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 
 
 def _reference(scores: torch.Tensor, keep: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:

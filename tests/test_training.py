@@ -16,25 +16,17 @@ import torch
 import kgrec
 from kgrec.baselines import Popularity
 from kgrec.errors import ModelError, TrainingDivergedError
-from kgrec.graph_index import CO_RELATION, build_graph, co_interaction_pairs
-from kgrec.model import CLICKED_ITEMS_WEIGHT, RIDGE_GRID, KGRecModel
+from kgrec.cold_start.placement import NewNodeInputs, embed_new_nodes
+from kgrec.graph.tensors import build_graph
+from kgrec.nn.model import CLICKED_ITEMS_WEIGHT
+from kgrec.train import TrainConfig, TrainedModel, fit
+from kgrec.train.calibration import RIDGE_GRID, calibration_items, fit_content_map
+from kgrec.train.sampling import PositiveLookup, sample_negatives, user_batches
 from model_fixtures import small_movielens
-from kgrec.training import (
-    FitResult,
-    NewNodeBatch,
-    TrainConfig,
-    _bpr_negatives,
-    _kg_loss,
-    _PositiveLookup,
-    calibration_items,
-    fit,
-    sample_negatives,
-    user_batches,
-)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]
-TINY = dict(dim=16, layers=2, epochs=2, batch_size=4096, num_negatives=256, eval_every=1)
+TINY = dict(dim=16, layers=2, epochs=2, batch_size=4096, num_negatives=256)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def split(small: kgrec.KnowledgeGraph):
 
 
 @pytest.fixture(scope="module")
-def trained(split) -> FitResult:
+def trained(split) -> TrainedModel:
     train, _ = split
     return fit(train, None, TrainConfig(**{**TINY, "epochs": 3}), device="cpu", progress=False)
 
@@ -130,8 +122,9 @@ def test_cold_view_every_trains_the_cold_views_in_every_kth_step(split) -> None:
     one = fit(train, None, TrainConfig(**{**cfg, "epochs": 1}, cold_view_every=10_000), device="cpu", progress=False)
     assert torch.equal(one.model.cold_relation, every[10_000].model.cold_relation)
     assert not torch.equal(one.model.relation, every[10_000].model.relation)
-    bpr = fit(train, None, TrainConfig(**{**cfg, "epochs": 1}, loss="bpr"), device="cpu", progress=False)
-    assert bpr.history[0]["cold_steps"] == 0  # the cold views need the softmax
+    off = fit(train, None, TrainConfig(**{**cfg, "epochs": 1}, cold_item_weight=0, cold_user_weight=0),
+              device="cpu", progress=False)
+    assert off.history[0]["cold_steps"] == 0  # no view weighted above 0: none trains
     with pytest.raises(ValueError, match="cold_view_every"):
         TrainConfig(cold_view_every=0).validate()
 
@@ -177,7 +170,7 @@ def test_user_batches_take_each_users_rows_in_runs(split) -> None:
 def test_sampled_negatives_never_include_positives(split) -> None:
     train, _ = split
     _, g = build_graph(train, train.features)
-    lookup = _PositiveLookup(g)
+    lookup = PositiveLookup(g)
     pos = set(zip(g.inter_user.tolist(), g.inter_item.tolist()))
     gen = torch.Generator().manual_seed(0)
     users = g.inter_user[torch.randperm(len(g.inter_user), generator=gen)[:300]]
@@ -188,14 +181,6 @@ def test_sampled_negatives_never_include_positives(split) -> None:
         for b, u in enumerate(users.tolist()):
             for c, item in enumerate(cand.tolist()):
                 assert float(keep[b, c]) == (0.0 if (u, item) in pos else 1.0)
-    neg = _bpr_negatives(lookup, users, gen)
-    assert not any((u, i) in pos for u, i in zip(users.tolist(), neg.tolist()))
-
-
-def test_bpr_loss_trains(split) -> None:
-    train, _ = split
-    res = fit(train, None, TrainConfig(**{**TINY, "loss": "bpr", "epochs": 1}), device="cpu", progress=False)
-    assert math.isfinite(res.history[0]["loss"])
 
 
 # ---------------------------------------------------------------------- divergence
@@ -249,7 +234,7 @@ def test_fit_keeps_the_moving_average_of_the_weights(split) -> None:
     train, test = split
     one_step = {**TINY, "batch_size": 10 ** 6, "inductive_epochs": 0}
 
-    def warm_params(result: FitResult) -> dict[str, torch.Tensor]:
+    def warm_params(result: TrainedModel) -> dict[str, torch.Tensor]:
         inductive = {id(p) for p in result.model.inductive_parameters()}
         return {n: p.detach().clone() for n, p in result.model.named_parameters() if id(p) not in inductive}
 
@@ -280,7 +265,7 @@ def test_fit_keeps_the_moving_average_of_the_weights(split) -> None:
 
 
 # ---------------------------------------------------------------------- state
-def test_temperature_follows_the_catalogue_unless_set(trained: FitResult, split) -> None:
+def test_temperature_follows_the_catalogue_unless_set(trained: TrainedModel, split) -> None:
     """By default the softmax temperature is 1.5 / ln(number of items); a set value is kept."""
     train, _ = split
     rule = 1.5 / math.log(train.num_items)
@@ -294,9 +279,9 @@ def test_temperature_follows_the_catalogue_unless_set(trained: FitResult, split)
         TrainConfig(temperature=0.0).validate()
 
 
-def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
+def test_state_round_trip_is_exact(trained: TrainedModel, tmp_path: Path) -> None:
     torch.save(trained.state(), tmp_path / "state.pt")
-    again = FitResult.from_state(torch.load(tmp_path / "state.pt", weights_only=True), device="cpu")
+    again = TrainedModel.from_state(torch.load(tmp_path / "state.pt", weights_only=True), device="cpu")
     for a, b in zip(trained.final_embeddings(), again.final_embeddings()):
         assert torch.equal(a, b)
     assert list(again.user_ids) == list(trained.user_ids)
@@ -305,10 +290,10 @@ def test_state_round_trip_is_exact(trained: FitResult, tmp_path: Path) -> None:
     # a state of the previous propagation (version 2) is refused, not silently scored anew
     old = {**trained.state(), "version": 2}
     with pytest.raises(ModelError, match="version 2 is not supported.*retrain"):
-        FitResult.from_state(old, device="cpu")
+        TrainedModel.from_state(old, device="cpu")
 
 
-def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: FitResult, split) -> None:
+def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: TrainedModel, split) -> None:
     """The learned item bias ranks items much like their training counts (a popularity prior the
     cosines cannot carry), and the scoring vectors are [z_u, 1] and [z_i, tau * b_i]: the score
     is cosine + tau * b_i. With item_bias=False (and in states saved before it existed) the
@@ -320,7 +305,7 @@ def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: FitResult
     counts = torch.bincount(trained.graph.inter_item, minlength=trained.index.num_items)
     assert spearmanr(bias.numpy(), counts.numpy()).statistic > 0.4
     users, items = trained.final_embeddings()
-    z, _ = trained._forward()
+    z, _ = trained.propagated()
     U = trained.index.num_users
     assert torch.equal(users[:, :d], z[:U]) and torch.equal(users[:, d], torch.ones(U))
     assert torch.equal(items[:, :d], z[U:U + len(items)]) and torch.allclose(items[:, d], model.temperature * bias)
@@ -333,13 +318,13 @@ def test_item_bias_learns_popularity_and_is_part_of_the_score(trained: FitResult
     assert torch.allclose(plain.final_embeddings()[1].norm(dim=1), torch.ones(len(items)))
     state = trained.state()
     del state["model_args"]["item_bias"], state["model"]["item_bias"], state["model"]["cold_item_bias"]
-    old = FitResult.from_state(state, device="cpu")
+    old = TrainedModel.from_state(state, device="cpu")
     assert old.model.item_bias is None and torch.equal(old.final_embeddings()[1], z[U:U + len(items)])
 
 
-def test_set_graph_folds_in_interactions(trained: FitResult, split, small) -> None:
+def test_set_graph_folds_in_interactions(trained: TrainedModel, split, small) -> None:
     train, _ = split
-    res = FitResult.from_state(trained.state(), device="cpu")
+    res = TrainedModel.from_state(trained.state(), device="cpu")
     before = res.final_embeddings()[0].clone()
     res.set_graph(small)  # train + test interactions, same nodes
     assert not torch.equal(before, res.final_embeddings()[0])
@@ -364,7 +349,7 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
     # the cold items are in the training graph as nodes; present them under new ids
     new_ids = [f"new-{c}" for c in cold]
     tri = tri.assign(head="new-" + tri["head"].astype(str))
-    out = res.embed_new_nodes(items=NewNodeBatch(new_ids, small.features["item"][rows]), triples=tri)
+    out = embed_new_nodes(res, items=NewNodeInputs(new_ids, small.features["item"][rows]), triples=tri)
     assert out.items.shape == (len(cold), 17) and out.item_ids == new_ids  # 16 dims + the item bias
     assert out.report["edges_used"] == len(tri) and out.report["edges_unknown_node"] == 0
     u2, i2 = res.final_embeddings()
@@ -389,7 +374,7 @@ def test_new_items_inductive_leaves_warm_embeddings_identical(small) -> None:
     assert np.mean(share_top) > 1.3 * np.mean(share_all), (np.mean(share_top), np.mean(share_all))
 
 
-def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResult, small) -> None:
+def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: TrainedModel, small) -> None:
     """The held calibration items, embedded through the public inductive path (text + their
     genre/year edges, under new ids) and scaled by the fitted factor, take the same share of
     every user's top-20 (training items excluded) as their warm representations do, counted
@@ -402,7 +387,7 @@ def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResul
     t = small.triples
     tri = t[(t["head_type"] == "item") & t["head"].astype(str).isin(held_ids)]
     tri = tri.assign(head="held-" + tri["head"].astype(str))
-    out = trained.embed_new_nodes(items=NewNodeBatch([f"held-{i}" for i in held_ids], small.features["item"][rows]),
+    out = embed_new_nodes(trained, items=NewNodeInputs([f"held-{i}" for i in held_ids], small.features["item"][rows]),
                                   triples=tri)
     s = float(model.cold_item_scale())
     assert s > 0 and math.isfinite(s)
@@ -428,10 +413,10 @@ def test_cold_item_calibration_matches_the_warm_share_of_top_k(trained: FitResul
     assert mixed_share(s / 4) < target - 0.01 < target + 0.01 < mixed_share(s * 4)
     state = trained.state()
     del state["model"]["cold_item_log_scale"]
-    assert float(FitResult.from_state(state, device="cpu").model.cold_item_scale()) == 1.0
+    assert float(TrainedModel.from_state(state, device="cpu").model.cold_item_scale()) == 1.0
 
 
-def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitResult, split) -> None:
+def test_content_map_is_the_ridge_solution_without_the_held_items(trained: TrainedModel, split) -> None:
     """The map solves the ridge normal equations (X^T X + lambda I) M = X^T Z, for one
     lambda of the GCV grid, on the training items other than the calibration items (raw LM
     features X, final representations Z) and not on all items; an explicit lambda gives the
@@ -453,7 +438,7 @@ def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitRe
     assert residual(~held) < 1e-4
     assert residual(torch.ones_like(held)) > 10 * residual(~held)
     other = copy.deepcopy(model)
-    assert other.fit_content_map(x[~held].float(), z[~held].float(), ridge=0.7) == 0.7
+    assert fit_content_map(other, x[~held].float(), z[~held].float(), ridge=0.7) == 0.7
     direct = torch.linalg.solve(x[~held].T @ x[~held] + 0.7 * torch.eye(x.shape[1], dtype=torch.float64),
                                 x[~held].T @ z[~held])
     assert torch.allclose(other.cold_item_map.double(), direct, atol=1e-5)
@@ -466,7 +451,7 @@ def test_content_map_is_the_ridge_solution_without_the_held_items(trained: FitRe
     assert torch.allclose(mixed.norm(dim=1), model.cold_item_scale().expand(3))
 
 
-def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None:
+def test_new_users_from_attributes_and_clicks(trained: TrainedModel, small) -> None:
     users_before, items_before = (t.clone() for t in trained.final_embeddings())
     t = small.triples
     src = ["1", "2"]
@@ -474,7 +459,7 @@ def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None
     clicks = small.interactions[small.interactions["user_id"] == "1"].head(3)
     clicks = clicks.assign(user_id="new-1")[["user_id", "item_id"]]
     rows = pd.Index(small.users["user_id"]).get_indexer(src)
-    out = trained.embed_new_nodes(users=NewNodeBatch(["new-1", "new-2"], small.features["user"][rows]),
+    out = embed_new_nodes(trained, users=NewNodeInputs(["new-1", "new-2"], small.features["user"][rows]),
                                   triples=tri, interactions=clicks)
     assert out.users.shape == (2, 17) and torch.isfinite(out.users).all()  # [z, 1]: the item bias's weight
     assert torch.equal(out.users[:, 16], torch.ones(2))
@@ -484,11 +469,11 @@ def test_new_users_from_attributes_and_clicks(trained: FitResult, small) -> None
     # unknown neighbours and relations are skipped and counted, not fatal
     bad = pd.DataFrame({"head_type": ["user", "user"], "head": ["new-3", "new-3"], "relation": ["HAS_AGE", "NOPE"],
                         "tail_type": ["entity", "entity"], "tail": ["age:unknown-bucket", "gender:M"]})
-    out = trained.embed_new_nodes(users=NewNodeBatch(["new-3"], small.features["user"][:1]), triples=bad)
+    out = embed_new_nodes(trained, users=NewNodeInputs(["new-3"], small.features["user"][:1]), triples=bad)
     assert out.report["edges_unknown_node"] == 1 and out.report["edges_unknown_relation"] == 1
 
 
-def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: FitResult, small) -> None:
+def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: TrainedModel, small) -> None:
     """A new user's vector: the inductive path's output blended (CLICKED_ITEMS_WEIGHT) with the
     direction of the mean final representation of the items they clicked, normalised; without
     clicks, the inductive output alone."""
@@ -496,8 +481,8 @@ def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: FitR
     tri = t[(t["head_type"] == "user") & (t["head"] == "1")].assign(head="new-1")
     clicks = small.interactions[small.interactions["user_id"] == "1"].head(3)
     clicks = clicks.assign(user_id="new-1")[["user_id", "item_id"]]
-    x = NewNodeBatch(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
-    out = trained.embed_new_nodes(users=x, triples=tri, interactions=clicks)
+    x = NewNodeInputs(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
+    out = embed_new_nodes(trained, users=x, triples=tri, interactions=clicks)
     gnn = trained.model.combine(out.states["user"].layers)
     z_items = trained.final_embeddings()[1][:, :trained.model.dim]
     clicked = z_items[torch.as_tensor(trained.item_ids.get_indexer(clicks["item_id"]))].sum(0, keepdim=True)
@@ -506,32 +491,32 @@ def test_new_users_average_their_gnn_view_with_their_clicked_items(trained: FitR
     torch.testing.assert_close(out.users[:, :trained.model.dim], expected)
     assert not torch.allclose(out.users[:, :trained.model.dim], gnn, atol=1e-3)
     # attributes only: the inductive output, unchanged
-    no_clicks = trained.embed_new_nodes(users=x, triples=tri)
+    no_clicks = embed_new_nodes(trained, users=x, triples=tri)
     assert torch.equal(no_clicks.users[:, :trained.model.dim], trained.model.combine(no_clicks.states["user"].layers))
 
 
-def test_new_users_user_item_triples_count_as_interactions(trained: FitResult, small) -> None:
+def test_new_users_user_item_triples_count_as_interactions(trained: TrainedModel, small) -> None:
     """A new user's user -> item triple (a second behaviour, e.g. a tagged artist) is read as an
     interaction, whatever its relation's name: the same vector as the interaction itself."""
     items = small.interactions[small.interactions["user_id"] == "1"]["item_id"].head(2).tolist()
-    x = NewNodeBatch(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
+    x = NewNodeInputs(["new-1"], small.features["user"][pd.Index(small.users["user_id"]).get_indexer(["1"])])
     clicks = pd.DataFrame({"user_id": ["new-1", "new-1"], "item_id": items})
     tagged = pd.DataFrame({"head_type": ["user", "item"], "head": ["new-1", items[1]],
                            "relation": ["TAGGED", "SHOWN_TO"], "tail_type": ["item", "user"], "tail": [items[0], "new-1"]})
-    by_clicks = trained.embed_new_nodes(users=x, interactions=clicks)
-    by_triples = trained.embed_new_nodes(users=x, triples=tagged)
+    by_clicks = embed_new_nodes(trained, users=x, interactions=clicks)
+    by_triples = embed_new_nodes(trained, users=x, triples=tagged)
     assert by_triples.report["edges_used"] == 2 and by_triples.report["edges_unknown_relation"] == 0
     assert torch.equal(by_triples.users, by_clicks.users)
-    assert not torch.equal(by_triples.users, trained.embed_new_nodes(users=x).users)
+    assert not torch.equal(by_triples.users, embed_new_nodes(trained, users=x).users)
 
 
-def test_new_entities_pass_messages_to_new_items(trained: FitResult, small) -> None:
+def test_new_entities_pass_messages_to_new_items(trained: TrainedModel, small) -> None:
     feats = small.features
     tri = pd.DataFrame({"head_type": ["item"], "head": ["new-item"], "relation": ["HAS_GENRE"],
                         "tail_type": ["entity"], "tail": ["genre:Space Western"]})
-    alone = trained.embed_new_nodes(items=NewNodeBatch(["new-item"], feats["item"][:1]))
-    linked = trained.embed_new_nodes(items=NewNodeBatch(["new-item"], feats["item"][:1]),
-                                     entities=NewNodeBatch(["genre:Space Western"], feats["entity"][:1]),
+    alone = embed_new_nodes(trained, items=NewNodeInputs(["new-item"], feats["item"][:1]))
+    linked = embed_new_nodes(trained, items=NewNodeInputs(["new-item"], feats["item"][:1]),
+                                     entities=NewNodeInputs(["genre:Space Western"], feats["entity"][:1]),
                                      triples=tri)
     assert linked.report["edges_used"] == 1
     assert not torch.allclose(alone.items, linked.items)
@@ -548,52 +533,6 @@ def test_fit_on_device(split, device: str) -> None:
 
 
 # ---------------------------------------------------------------------- optional graph parts and losses
-def test_co_interaction_pairs_by_hand() -> None:
-    # users {0,1}, {0,1,2}, {2,3}: cosines (0,1) 1.0, (2,3) 0.71, (0,2) = (1,2) 0.5
-    users = np.array([0, 0, 1, 1, 1, 2, 2])
-    items = np.array([0, 1, 0, 1, 2, 2, 3])
-    a, b = co_interaction_pairs(users, items, 3, 4, k=1)
-    assert sorted(zip(a.tolist(), b.tolist())) == [(0, 1), (2, 3)]
-    a, b = co_interaction_pairs(users, items, 3, 4, k=2)
-    assert sorted(zip(a.tolist(), b.tolist())) == [(0, 1), (0, 2), (1, 2), (2, 3)]
-
-
-def test_item_neighbors_add_edges_the_cold_view_ignores(split) -> None:
-    train, _ = split
-    index, g = build_graph(train, train.features, item_neighbors=5)
-    assert index.relations[-1] == CO_RELATION and g.co_edge_types == (index.num_edge_types - 2,
-                                                                       index.num_edge_types - 1)
-    co = (g.edge_type == g.co_edge_types[0]) | (g.edge_type == g.co_edge_types[1])
-    assert co.sum() >= 5 * index.num_items  # every item with interactions has up to 5, both directions
-    items = torch.arange(index.num_items) + index.num_users
-    _, _, all_types = g.incoming_knowledge_edges(items)
-    _, _, content_types = g.content_edges_into(items)
-    assert (all_types == g.co_edge_types[1]).any() or (all_types == g.co_edge_types[0]).any()
-    assert not ((content_types == g.co_edge_types[0]) | (content_types == g.co_edge_types[1])).any()
-    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 1, "item_neighbors": 5}), device="cpu", progress=False)
-    again = FitResult.from_state(res.state(), device="cpu")
-    assert again.graph.co_edge_types == g.co_edge_types
-
-
-def test_kg_loss_pulls_relation_heads_to_their_tails(split) -> None:
-    train, _ = split
-    index, g = build_graph(train, train.features)
-    model = KGRecModel(index.num_users, index.num_items, index.num_entities, index.num_edge_types, 0, 16, 1,
-                       use_text=False)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-
-    def kg_loss() -> torch.Tensor:
-        return _kg_loss(model, g, model.input_embedding(None), 4096, 0.2, torch.Generator().manual_seed(1))
-    before = kg_loss().item()
-    for _ in range(30):
-        opt.zero_grad()
-        kg_loss().backward()
-        opt.step()
-    assert kg_loss().item() < 0.5 * before
-    res = fit(train, None, TrainConfig(**{**TINY, "epochs": 1, "kg_loss_weight": 0.5}), device="cpu", progress=False)
-    assert math.isfinite(res.history[0]["loss"])
-
-
 def test_interactions_only_without_text_trains_and_ranks_within_the_cluster() -> None:
     """Nothing but interactions and ``use_text=False``: the inductive path has no text and no
     content edge to learn from (its steps without a drawn click carry no gradient and are

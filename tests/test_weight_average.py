@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgrec.weight_average import WeightAverage
+from kgrec.train.weight_average import WeightAverage
 
 
 def _explicit(values: list[torch.Tensor], horizon: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""KnowledgeGraph -> PyG ``HeteroData``: the compute view of the graph.
+"""The graph as a PyG ``HeteroData`` in canonical order: the compute view of a KnowledgeGraph.
 
 Canonical, so that the same graph gives the same object whatever it was read from (tables or a
 graph store): nodes of each type are ordered by id (string order), edges by (source, target,
@@ -32,6 +32,14 @@ def node_order(kg: KnowledgeGraph, node_type: str) -> np.ndarray:
     table, key = NODE_KEYS[node_type]
     ids = getattr(kg, table)[key].astype(str).to_numpy()
     return np.argsort(ids, kind="stable")
+
+
+def canonical_ids(kg: KnowledgeGraph, node_type: str) -> pd.Index:
+    """The ids of ``kg``'s ``node_type`` nodes (strings) in canonical order: the positions every
+    model of kgrec and every baseline uses."""
+    table, key = NODE_KEYS[node_type]
+    ids = getattr(kg, table)[key].astype(str).to_numpy()
+    return pd.Index(ids[node_order(kg, node_type)], dtype=object)
 
 
 def to_heterodata(kg: KnowledgeGraph, features: dict[str, np.ndarray | torch.Tensor] | None = None) -> HeteroData:

@@ -122,7 +122,7 @@ class RecommenderBase:
         self.seen_: SeenItems | None = None
         self._item_ids_arrow: pa.Array | None = None
 
-    def _seen(self) -> SeenItems:
+    def seen_items(self) -> SeenItems:
         """Each user's items in ``graph_``'s interactions (the seen items ranking excludes)."""
         seen = self.seen_
         if seen is None:
@@ -143,7 +143,7 @@ class RecommenderBase:
         """``f(user_positions) -> [b, C]``: scores against ``candidates`` (item positions), or
         every item. Subclasses with embeddings multiply by a cached item matrix here."""
         if candidates is None:
-            return lambda u: self.scorer(u).float().cpu()
+            return lambda u: self.scorer(u).float().cpu().clone(memory_format=torch.contiguous_format)
         return lambda u: self.scorer(u).float().cpu()[:, candidates]
 
     def recommend(self, users: Sequence[Any] | str | int, k: int = 20, candidates: Sequence[Any] | None = None,
@@ -162,7 +162,7 @@ class RecommenderBase:
             if len(cand) == 0:
                 raise ValueError("candidates is empty; pass at least one item id")
         scores, items = topk(self._block_scorer(cand), pos, k, len(self.item_index_),
-                             seen=self._seen() if exclude_seen else None, candidates=cand, batch_size=batch_size)
+                             seen=self.seen_items() if exclude_seen else None, candidates=cand, batch_size=batch_size)
         kk = scores.shape[1]
         flat_scores = scores.reshape(-1).numpy()
         item_pos = items.reshape(-1).numpy()

@@ -104,7 +104,7 @@ class TrainConfig:
                              f"(got {self.user_item_triples!r})")
         if self.cold_views not in ("after", "during"):
             raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
-        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user", "patience"):
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
         if self.inductive_lr is not None and self.inductive_lr <= 0:
@@ -119,7 +119,5 @@ class TrainConfig:
             raise ValueError(f"id_dropout must be in [0, 1) (got {self.id_dropout})")
         if self.temperature is not None and self.temperature <= 0:
             raise ValueError(f"temperature must be positive (got {self.temperature})")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive (got {self.lr})")
         if not (self.use_text or self.use_id):
             raise ValueError("use_text and use_id cannot both be off: nodes need an input")
