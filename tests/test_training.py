@@ -18,7 +18,6 @@ from kgrec.baselines import Popularity
 from kgrec.errors import ModelError, TrainingDivergedError
 from kgrec.graph_index import CO_RELATION, build_graph, co_interaction_pairs
 from kgrec.model import CLICKED_ITEMS_WEIGHT, RIDGE_GRID, KGRecModel
-from model_fixtures import small_movielens
 from kgrec.training import (
     FitResult,
     NewNodeBatch,
@@ -31,6 +30,7 @@ from kgrec.training import (
     sample_negatives,
     user_batches,
 )
+from support.model_fixtures import small_movielens
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]
