@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Neo4j 5.26 test server for kgrec: an embedded Neo4j (Community) with Bolt on 127.0.0.1,
-# auth off, built from Maven Central jars by tests/neo4j-server (a pom and one Java class).
+# auth off, built from Maven Central jars by tests/support/neo4j-server (a pom and one Java class).
 #
 # usage: scripts/neo4j-test-server.sh start  [PORT] [DATA_DIR]   start in the background, wait for READY
 #        scripts/neo4j-test-server.sh stop                        stop the server started by 'start' (by PID)
@@ -15,13 +15,13 @@
 # started this way on their own, through the URI file in the run dir).
 #
 # Environment:
-#   KGREC_NEO4J_RUN_DIR        pid file, log and URI file (default tests/neo4j-server/target/run)
+#   KGREC_NEO4J_RUN_DIR        pid file, log and URI file (default tests/support/neo4j-server/target/run)
 #   KGREC_NEO4J_START_TIMEOUT  seconds to wait for READY (default 120)
 #   KGREC_NEO4J_JAVA_OPTS      JVM options (default: 1 GiB heap, quick-start JIT)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PROJECT="$ROOT/tests/neo4j-server"
+PROJECT="$ROOT/tests/support/neo4j-server"
 TARGET="$PROJECT/target"
 RUN_DIR="${KGREC_NEO4J_RUN_DIR:-$TARGET/run}"
 PID_FILE="$RUN_DIR/neo4j.pid"
@@ -51,7 +51,7 @@ build() {
     exec 9>"$TARGET/.build.lock"
     flock 9
     if ! is_built; then
-        say "building tests/neo4j-server (Neo4j jars from Maven Central)"
+        say "building tests/support/neo4j-server (Neo4j jars from Maven Central)"
         local started=$SECONDS
         rm -rf "$TARGET/lib"
         # (Debian's Maven prints ANSI resets even in batch mode: strip them)

@@ -23,12 +23,13 @@ def ml100k_dir(data_root: Path) -> Path:
 
 
 # --- Neo4j ----------------------------------------------------------------------------------
-# A real Neo4j 5.26 server (tests/neo4j-server, started by .ci/run or by
+# A real Neo4j 5.26 server (tests/support/neo4j-server, started by .ci/run or by
 # scripts/neo4j-test-server.sh start). In CI a missing server fails the tests, never skips them.
 
 import os  # noqa: E402  (kept beside the fixtures that use it)
 
-from neo4j_server import REPO_ROOT, Neo4jServerError, Neo4jTestServer, clear_database, java_available  # noqa: E402
+from support.neo4j_server import (DEFAULT_RUN_DIR, Neo4jServerError, Neo4jTestServer,  # noqa: E402
+                                  clear_database, java_available)
 
 NEO4J_SKIP_REASON = (
     "no Neo4j server configured: set KGREC_NEO4J_URI or run scripts/neo4j-test-server.sh start"
@@ -41,7 +42,7 @@ def _in_ci() -> bool:
 
 def _script_server_uri() -> str | None:
     """The URI of a server that ``scripts/neo4j-test-server.sh start`` left running, if any."""
-    run_dir = Path(os.environ.get("KGREC_NEO4J_RUN_DIR") or REPO_ROOT / "tests" / "neo4j-server" / "target" / "run")
+    run_dir = Path(os.environ.get("KGREC_NEO4J_RUN_DIR") or DEFAULT_RUN_DIR)
     try:
         pid = int((run_dir / "neo4j.pid").read_text().strip())
         uri = (run_dir / "neo4j.uri").read_text().strip()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model_fixtures import small_movielens
+from support.model_fixtures import small_movielens
 
 
 def kgrec(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:

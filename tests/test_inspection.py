@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import kgrec
-import store_support as sup
 from kgrec import inspection as ins
-from neo4j_server import clear_database
+from support import store_support as sup
+from support.neo4j_server import clear_database
 
 USER = "1"
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import kgrec
-import store_support as sup
 from kgrec import inspection as ins
+from support import store_support as sup
 
 USER, TARGET = "u1", "i5"
 # (head type, head, relation, tail type, tail)

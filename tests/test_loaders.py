@@ -14,7 +14,7 @@ import pytest
 import kgrec
 from kgrec import DataError, KnowledgeGraph
 from kgrec import loaders as L
-from mini_datasets import write_mini
+from support.mini_datasets import write_mini
 
 
 # ------------------------------------------------------------------------------------ fixtures

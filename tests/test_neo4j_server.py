@@ -7,7 +7,7 @@ import neo4j
 import pytest
 from neo4j.exceptions import ConstraintError, ServiceUnavailable, SessionExpired
 
-from neo4j_server import clear_database
+from support.neo4j_server import clear_database
 
 pytestmark = pytest.mark.neo4j
 

@@ -1,7 +1,7 @@
-"""Behaviour pinned to float tolerance: the pinned run (:mod:`pinned_run`: a small seeded model
+"""Behaviour pinned to float tolerance: the pinned run (:mod:`support.pinned_run`: a small seeded model
 through fit, ranking, evaluation, cold start and explanations) gives the outputs recorded in
 ``tests/data/pinned_behaviour.json``. A restructuring must leave them as they are; a change meant
-to move them regenerates the file (``python tests/pinned_run.py --write``) and says why."""
+to move them regenerates the file (``python tests/support/pinned_run.py --write``) and says why."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from pinned_run import PINNED_FILE, pinned_outputs
+from support.pinned_run import PINNED_FILE, pinned_outputs
 
 SCORE_TOLERANCE = 1e-5
 

@@ -13,7 +13,7 @@ import torch
 import kgrec
 from kgrec.errors import DataError, ModelError, UnknownIdError
 from kgrec.evaluation import metrics_from_topk
-from model_fixtures import small_movielens, train_small
+from support.model_fixtures import small_movielens, train_small
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""The embedded (ladybug) graph store, on ML-100K with 384-d embeddings: round trip, idempotent
-bulk writes, recommendations and explanations per model, read-only queries, opening rules."""
+"""The embedded (ladybug) graph store's own rules, on ML-100K with 384-d embeddings: opening and
+closing, read-only stores, one writer at a time, the features argument, LIMIT written into the
+statement, prepared queries, model summaries added to an older store. The checks it shares with
+the Neo4j store (round trip, counts, queries, writes per model) are in test_store_contract.py."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import pandas as pd
 import pytest
 
 import kgrec
-import store_support as sup
 from kgrec.errors import DataError, StoreError
 from kgrec.store.embedded import EmbeddedStore, literal_final_limit
+from support import store_support as sup
 
 
 @pytest.fixture(scope="module")
@@ -37,43 +39,6 @@ def test_open_store_gives_the_embedded_store(tmp_path: Path) -> None:
         s.counts()
     with kgrec.open_store(f"file://{tmp_path / 'b.db'}") as s:
         assert isinstance(s, EmbeddedStore)
-
-
-def test_round_trip_ml100k_with_embeddings(store, kg) -> None:
-    sup.check_round_trip(store, kg)
-    assert store.read_graph().name == "kgrec.db"
-
-
-def test_publish_twice_and_replace_with_a_smaller_graph(store, kg) -> None:
-    sup.check_idempotent_and_replacing(store, kg)
-
-
-def test_recommendations_replace_only_their_model(store, kg) -> None:
-    sup.check_recommendations(store, kg)
-
-
-def test_explanations_per_model(store, kg) -> None:
-    sup.check_explanations(store, kg)
-
-
-def test_query_is_read_only_and_parameterised(store, kg) -> None:
-    sup.check_read_only_queries(store, kg)
-
-
-def test_counts_match_the_source_files(store, kg, ml100k_dir: Path) -> None:
-    """The reviewer's check: users, items, interactions and genre edges as the raw files say."""
-    store.write_graph(kg)
-    n_users = sum(1 for _ in open(ml100k_dir / "u.user", encoding="latin-1"))
-    n_items = sum(1 for _ in open(ml100k_dir / "u.item", encoding="latin-1"))
-    n_ratings = sum(1 for _ in open(ml100k_dir / "u.data", encoding="latin-1"))
-    n_genre_flags = sum(int(f) for line in open(ml100k_dir / "u.item", encoding="latin-1")
-                        for f in line.rstrip("\n").split("|")[5:])
-    q = store.query
-    assert q("MATCH (u:User) RETURN count(u) AS n")["n"].iloc[0] == n_users == 943
-    assert q("MATCH (i:Item) RETURN count(i) AS n")["n"].iloc[0] == n_items == 1682
-    assert q("MATCH (:User)-[r:INTERACTED]->(:Item) RETURN count(r) AS n")["n"].iloc[0] == n_ratings == 100_000
-    genre = q("MATCH (i:Item)-[r]->(g:Entity) WHERE g.kind = 'genre' RETURN count(r) AS n")["n"].iloc[0]
-    assert genre == n_genre_flags
 
 
 def test_features_argument_overrides_and_is_checked(store, kg) -> None:

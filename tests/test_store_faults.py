@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import kgrec
-import store_support as sup
 from kgrec.errors import StoreError
+from support import store_support as sup
 
 # A child process that publishes graph A then graph B, again and again, saying "begin A" /
 # "done A" around each write, until it is killed.
@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import kgrec
 sys.path.insert(0, sys.argv[3])
-import store_support as sup
+from support import store_support as sup
 kg_a = sup.ml100k(sys.argv[2])
 kg_b = kg_a.with_interactions(kg_a.interactions.iloc[: len(kg_a.interactions) * 4 // 5])
 kg_b.features = {k: v + 1 for k, v in kg_a.features.items()}
@@ -125,7 +125,7 @@ def test_second_writer_process_gets_the_holders_pid(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ Neo4j
 def test_neo4j_unreachable_names_the_uri_within_seconds() -> None:
-    from neo4j_server import free_port
+    from support.neo4j_server import free_port
     port = free_port()  # nothing listens there
     for uri in (f"bolt://127.0.0.1:{port}", f"neo4j://127.0.0.1:{port}"):
         start = time.monotonic()

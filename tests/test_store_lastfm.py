@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import kgrec
-import store_support as sup
-from neo4j_server import clear_database
+from support import store_support as sup
+from support.neo4j_server import clear_database
 
 
 @pytest.fixture(scope="module")

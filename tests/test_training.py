@@ -22,7 +22,7 @@ from kgrec.nn.model import CLICKED_ITEMS_WEIGHT
 from kgrec.train import TrainConfig, TrainedModel, fit
 from kgrec.train.calibration import RIDGE_GRID, calibration_items, fit_content_map
 from kgrec.train.sampling import PositiveLookup, sample_negatives, user_batches
-from model_fixtures import small_movielens
+from support.model_fixtures import small_movielens
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]

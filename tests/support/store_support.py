@@ -1,5 +1,6 @@
 """Helpers shared by the graph-store tests (not a test module): the ML-100K graph with 384-d
-embeddings, recommendation/explanation frames, and exact comparisons of graphs."""
+embeddings, recommendation/explanation frames, exact comparisons of graphs, and the store
+contract's checks (``check_*``), which ``tests/test_store_contract.py`` runs on both stores."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 import kgrec
 from kgrec import KnowledgeGraph
-from neo4j_server import clear_database
+from support.neo4j_server import clear_database
 
 EMBEDDING_DIM = 384
 
@@ -134,6 +135,27 @@ def check_round_trip(store, kg: KnowledgeGraph, write: bool = True) -> None:
     assert all(f.shape[1] == EMBEDDING_DIM and f.dtype == np.float32 for f in back.features.values())
     assert_same_graph(back, kg)
     assert_same_heterodata(back, kg)
+
+
+def genre_flags(ml100k_dir: Path) -> int:
+    """How many (movie, genre) flags ML-100K's ``u.item`` sets: its item -> genre edges."""
+    return sum(int(f) for line in open(ml100k_dir / "u.item", encoding="latin-1")
+               for f in line.rstrip("\n").split("|")[5:])
+
+
+def check_counts_match_the_source_files(store, kg: KnowledgeGraph, ml100k_dir: Path) -> None:
+    """The reviewer's check on a store holding ML-100K (``kg``, from ``ml100k_dir``): users, items,
+    interactions and genre edges, counted with Cypher, as the raw files say; ``counts()`` agrees."""
+    def lines(name: str) -> int:
+        return sum(1 for _ in open(ml100k_dir / name, encoding="latin-1"))
+
+    q = store.query
+    assert q("MATCH (u:User) RETURN count(u) AS n")["n"].iloc[0] == lines("u.user") == 943
+    assert q("MATCH (i:Item) RETURN count(i) AS n")["n"].iloc[0] == lines("u.item") == 1682
+    assert q("MATCH (:User)-[r:INTERACTED]->(:Item) RETURN count(r) AS n")["n"].iloc[0] == lines("u.data") == 100_000
+    genre = q("MATCH (i:Item)-[r]->(g:Entity) WHERE g.kind = 'genre' RETURN count(r) AS n")["n"].iloc[0]
+    assert genre == genre_flags(ml100k_dir)
+    assert set(store.counts().items()) >= set(source_counts(kg).items())
 
 
 def assert_model_summaries(store, recs: dict[str, pd.DataFrame]) -> None:

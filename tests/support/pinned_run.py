@@ -8,7 +8,7 @@ start of items and users, and the explanation of a score. Real data: ML-100K res
 first 300 users.
 
 Regenerate the file only for a change that is meant to move the numbers, and say so in the
-commit: ``python tests/pinned_run.py --write``.
+commit: ``python tests/support/pinned_run.py --write``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-PINNED_FILE = Path(__file__).resolve().parent / "data" / "pinned_behaviour.json"
+TESTS_DIR = Path(__file__).resolve().parents[1]  # tests/support/pinned_run.py
+PINNED_FILE = TESTS_DIR / "data" / "pinned_behaviour.json"
 USERS = [str(u) for u in range(1, 31)]
 K = 10
 
@@ -28,7 +29,7 @@ K = 10
 def pinned_outputs(ml100k_dir: Path) -> dict[str, Any]:
     """Train the pinned model and return its outputs as plain lists and numbers."""
     import kgrec
-    from model_fixtures import small_movielens
+    from support.model_fixtures import small_movielens
 
     kg = small_movielens(ml100k_dir)
     train, test = kg.split("random", test=0.2, seed=0)
@@ -66,8 +67,8 @@ def _top(df: pd.DataFrame) -> dict[str, list]:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/pinned_run.py --write   (rewrites " + str(PINNED_FILE) + ")")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+        sys.exit("usage: python tests/support/pinned_run.py --write   (rewrites " + str(PINNED_FILE) + ")")
+    sys.path.insert(0, str(TESTS_DIR))  # support.* as the tests import it (pytest puts tests/ on the path)
     from kgrec.settings import data_dir
 
     PINNED_FILE.parent.mkdir(parents=True, exist_ok=True)

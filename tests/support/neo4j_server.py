@@ -1,11 +1,11 @@
 """A private Neo4j 5 server for tests that stop, kill and restart it.
 
-The server is the embedded Neo4j launcher in ``tests/neo4j-server`` (Maven Central jars),
+The server is the embedded Neo4j launcher in ``tests/support/neo4j-server`` (Maven Central jars),
 run through ``scripts/neo4j-test-server.sh run`` so that the JVM options live in one place.
 Bolt listens on 127.0.0.1 with auth off; the store lives in ``data_dir`` and survives
 ``stop()`` / ``kill()``, so ``start()`` again sees the committed data::
 
-    from neo4j_server import Neo4jTestServer
+    from support.neo4j_server import Neo4jTestServer
 
     with Neo4jTestServer(data_dir=tmp_path / "neo4j") as server:   # start()s, stop()s on exit
         driver = neo4j.GraphDatabase.driver(server.uri, auth=None)
@@ -30,8 +30,10 @@ import threading
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/support/neo4j_server.py
 SCRIPT = REPO_ROOT / "scripts" / "neo4j-test-server.sh"
+PROJECT_DIR = Path(__file__).resolve().parent / "neo4j-server"  # the Maven project the script builds
+DEFAULT_RUN_DIR = PROJECT_DIR / "target" / "run"  # the script's run dir unless KGREC_NEO4J_RUN_DIR is set
 BUILD_TIMEOUT_S = 900  # first build downloads ~120 MB of jars from Maven Central
 
 
