@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 import kgrec
 from kgrec import inspection as ins
 from kgrec.settings import REPO_ROOT, data_dir
-from kgrec.store.base import graph_tables
+from kgrec.store.tables import graph_tables
 
 EMBEDDING_DIM = 384
 

@@ -1,3 +1,5 @@
+"""``python -m kgrec``: the command line (kgrec.cli)."""
+
 from .cli import main
 
 main()

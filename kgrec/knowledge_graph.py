@@ -76,8 +76,8 @@ def isin(values: pd.Series, known: object) -> pd.Series:
     """``values.isin(known)`` (a boolean Series on ``values``' index), computed by pyarrow.
 
     pandas' Arrow-backed string ``isin`` turns the value set into Python objects one by one,
-    which dominated loading (2.6 s of 6 for HetRec Last.fm); ``pyarrow.compute.is_in`` does the
-    same test ~50x faster. Falls back to pandas for anything that is not strings."""
+    which dominated loading; ``pyarrow.compute.is_in`` does the same test far faster
+    (``docs/results.md``). Falls back to pandas for anything that is not strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -287,7 +287,7 @@ class KnowledgeGraph:
             return {}
         kinds = ents["kind"].reindex(t["tail"]).fillna("kg").to_numpy()
         names = ents["name"].reindex(t["tail"]).fillna("").to_numpy()
-        # a plain loop: pandas' groupby(...).agg(", ".join) runs Python per group and is ~15x slower
+        # a plain loop: pandas' groupby(...).agg(", ".join) runs Python per group and is slower
         per_head: dict[str, dict[str, list[str]]] = {}
         for head, kind, name in zip(t["head"].tolist(), kinds.tolist(), names.tolist()):
             if kind == "kg":  # opaque KG entity ids carry no words

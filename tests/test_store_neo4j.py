@@ -19,8 +19,8 @@ import pytest
 import kgrec
 from kgrec.errors import StoreError
 from kgrec.graph_schema import neo4j_ddl
-from kgrec.store.neo4j_store import (DEFAULT_RETRY_DELAY, column_params, grouped_edge_params, neo4j_type, neo4j_types,
-                                     supports_dynamic_types)
+from kgrec.store.neo4j_params import column_params, grouped_edge_params, neo4j_type, neo4j_types, supports_dynamic_types
+from kgrec.store.neo4j_store import DEFAULT_RETRY_DELAY
 from support import store_support as sup
 
 

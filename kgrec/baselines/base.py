@@ -39,6 +39,13 @@ class Baseline(RecommenderBase):
             raise TypeError(f"fit() takes a KnowledgeGraph (got {type(train).__name__}); build one with "
                             "kgrec.from_tables(...) or a loader")
 
+    def _record_closed_form_fit(self, seconds: float) -> None:
+        """The timing attributes of a model fitted without epochs: ``train_seconds_``, ``epochs_``
+        (0) and ``seconds_per_epoch_`` (NaN)."""
+        self.train_seconds_ = seconds
+        self.epochs_ = 0
+        self.seconds_per_epoch_ = float("nan")
+
     def _prepare(self, train: KnowledgeGraph) -> tuple[np.ndarray, np.ndarray]:
         """Take ``train``'s id spaces and return its training pairs (positions)."""
         self._check_train(train)

@@ -73,9 +73,7 @@ class EASE(Baseline):
         self.tune_seconds_ = time.perf_counter() - t0 if self.l2_grid is not None else 0.0
         t1 = time.perf_counter()
         self.weights_ = _ease_weights(self._gram(train), l2)
-        self.train_seconds_ = time.perf_counter() - t1
-        self.epochs_ = 0
-        self.seconds_per_epoch_ = float("nan")
+        self._record_closed_form_fit(time.perf_counter() - t1)
         return self
 
     def _gram(self, train: KnowledgeGraph) -> Tensor:

@@ -18,9 +18,7 @@ class Popularity(Baseline):
         t0 = time.perf_counter()
         _, i = self._prepare(train)
         self.popularity_ = torch.bincount(torch.as_tensor(i), minlength=len(self.item_index_)).float()
-        self.train_seconds_ = time.perf_counter() - t0
-        self.epochs_ = 0
-        self.seconds_per_epoch_ = float("nan")
+        self._record_closed_form_fit(time.perf_counter() - t0)
         return self
 
     def scorer(self, user_positions: Tensor) -> Tensor:

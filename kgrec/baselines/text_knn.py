@@ -47,9 +47,7 @@ class TextKNN(Baseline):
         prof[~has] = users[~has]
         self.user_emb_ = torch.nn.functional.normalize(prof, dim=1).to(device)
         self.item_emb_ = items.to(device)
-        self.train_seconds_ = time.perf_counter() - t0
-        self.epochs_ = 0
-        self.seconds_per_epoch_ = float("nan")
+        self._record_closed_form_fit(time.perf_counter() - t0)
         return self
 
     def scorer(self, user_positions: Tensor) -> Tensor:

@@ -402,7 +402,7 @@ class KGRecModel(nn.Module):
         own_deg = torch.bincount(new_index, minlength=num_new).to(dtype)
         norm = own_deg.clamp(min=1).rsqrt()[new_index] * neighbor_deg.to(dtype).clamp(min=1).rsqrt()
         # as in propagate: r' * h_u once per distinct (neighbour, edge type) pair, then one sparse
-        # product [num_new, pairs] per layer (a per-edge gather and index_add cost ~5x more on Last.fm)
+        # product [num_new, pairs] per layer (a per-edge gather and index_add cost more)
         pair_node, pair_type, a, a_t = relation_pairs(neighbor, edge_type, new_index, norm, num_new,
                                                       self.num_edge_types)
         pair_rel = self.cold_relation[pair_type]

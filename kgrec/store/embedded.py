@@ -38,19 +38,19 @@ from typing import Any, Mapping
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ReadOnlyQueryError, StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import (MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS, GraphStore, GraphTables, LABEL_TO_TYPE,
-                   assemble_graph, check_known_ids, explanation_table, explains_targets, graph_tables,
-                   knowledge_pairs, recommendation_table)
+from .base import LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS, GraphStore, knowledge_pairs
+from .embedded_writes import EmbeddedWrites
+from .ladybug_files import ladybug_module, lock_holder
+from .tables import assemble_graph
 
 #: graph tables, in the order they can be dropped (relationship tables first)
 GRAPH_TABLES = ("RECOMMENDS", "EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Model", "Entity", "Item", "User")
 DEFAULT_BUFFER_POOL = 2 * 1024**3
-PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning took 2-7 ms of each)
+PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning time: docs/results.md)
 _WRITE_REFUSED = "write query inside a read-only transaction"
 
 #: a statement's last clause, ``LIMIT $name`` (``;`` and blanks after it allowed)
@@ -60,22 +60,14 @@ _open_paths: dict[str, int] = {}  # resolved path -> id() of the store holding i
 _open_paths_lock = threading.Lock()
 
 
-def _ladybug() -> Any:
-    try:
-        import ladybug
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise StoreError("the embedded store needs the 'ladybug' package: pip install ladybug") from exc
-    return ladybug
-
-
 def literal_final_limit(cypher: str, params: Mapping[str, Any]) -> str:
     """``cypher`` with a final ``LIMIT $name`` written as ``LIMIT <n>`` when ``params[name]`` is
     an ``int`` (not a ``bool``) >= 0; else ``cypher`` unchanged (ladybug then checks the value).
 
     ladybug plans a statement whose ``LIMIT`` is a parameter again at every execution (its fix
-    for stale limits in cached plans, LadybugDB/ladybug#986); a literal keeps the prepared plan:
-    why_kg_paths_3 on ML-100K ran in 14.8 ms with ``LIMIT $limit`` and 3.4 ms with ``LIMIT 20``.
-    Only a validated integer is ever written into the text; every other value stays a parameter."""
+    for stale limits in cached plans, LadybugDB/ladybug#986); a literal keeps the prepared plan
+    (the difference is measured in docs/results.md). Only a validated integer is ever written
+    into the text; every other value stays a parameter."""
     match = _FINAL_LIMIT.search(cypher)
     if match is None:
         return cypher
@@ -85,28 +77,7 @@ def literal_final_limit(cypher: str, params: Mapping[str, Any]) -> str:
     return f"{cypher[:match.start()]}LIMIT {value}"
 
 
-def lock_holder(path: str | os.PathLike, message: str = "") -> int | None:
-    """The id of the process that holds the lock on ``path``: from ladybug's message when it
-    names it, else from ``/proc/locks`` (Linux). ``None`` when unknown."""
-    m = re.search(r"held by PID (\d+)", message)
-    if m:
-        return int(m.group(1))
-    try:
-        st = os.stat(path)
-        with open("/proc/locks", encoding="ascii") as fh:
-            for line in fh:
-                parts = line.split()
-                # "1: POSIX  ADVISORY  WRITE 5289 fe:00:9978034 0 EOF" (blocked waiters show "->")
-                if len(parts) >= 6 and parts[1] != "->":
-                    dev_ino = parts[5].split(":")
-                    if len(dev_ino) == 3 and int(dev_ino[2]) == st.st_ino:
-                        return int(parts[4])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-class EmbeddedStore(GraphStore):
+class EmbeddedStore(EmbeddedWrites, GraphStore):
     """A graph store in one ladybug database file. See the module docstring for guarantees.
 
     ``timeout``: seconds to wait for another writer to release the file before raising
@@ -132,7 +103,7 @@ class EmbeddedStore(GraphStore):
                              "(kgrec publish / store.write_graph)")
         if not self.path.parent.exists():
             raise StoreError(f"{self.uri}: folder {self.path.parent} does not exist. Fix: create it first")
-        lb = _ladybug()
+        lb = ladybug_module()
         deadline = time.monotonic() + max(0.0, timeout or 0.0)
         if not read_only:
             self._claim_in_process()
@@ -191,7 +162,7 @@ class EmbeddedStore(GraphStore):
                               "to read while it writes")
         return StoreError(f"{self.uri} cannot be opened as a kgrec embedded store: {msg.splitlines()[0]}. "
                           "Fix: pass a new file name, or the path of a store that kgrec (ladybug "
-                          f"{_ladybug().__version__}) wrote")
+                          f"{ladybug_module().__version__}) wrote")
 
     def _close_handles(self) -> None:
         self._prepared.clear()  # statements belong to the connection
@@ -250,142 +221,6 @@ class EmbeddedStore(GraphStore):
 
     def _ids(self, label: str) -> set[str]:
         return set(self._fetch(f"MATCH (n:{label}) RETURN n.id AS id").column("id").to_pylist())
-
-    # ---------------------------------------------------------------- writing
-    def write_graph(self, kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) -> dict[str, int]:
-        self._check_writable()
-        tables = graph_tables(kg, features)
-        with self._lock:
-            self._check_open()
-            kept_recs, kept_expl = self._published()
-            ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
-            kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
-            kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
-            build = self._build_path()
-            _remove_files(build)
-            try:
-                self._build(build, tables, kept_recs, kept_expl)
-            except BaseException as exc:
-                _remove_files(build)
-                if isinstance(exc, RuntimeError):
-                    raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
-                raise
-            self._swap_in(build)
-        return {"nodes": tables.num_nodes, "edges": tables.num_edges}
-
-    def _published(self) -> tuple[pa.Table, dict[str, pa.Table]]:
-        """The stored RECOMMENDED and EXPLAINS edges (per target label), to carry into a new graph."""
-        with self._transaction(read_only=True):
-            recs = self._fetch("MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS `from`, i.id AS `to`, "
-                               "r.score AS score, r.rank AS rank, r.model AS model")
-            expl = {label: self._fetch(
-                f"MATCH (u:User)-[x:EXPLAINS]->(n:{label}) RETURN u.id AS `from`, n.id AS `to`, x.model AS model, "
-                "x.item AS item, x.path AS path, x.weight AS weight, x.rank AS rank") for label in explains_targets()}
-        return recs, expl
-
-    def _build_path(self) -> Path:
-        return self.path.with_name(f"{self.path.name}.build-{os.getpid()}")
-
-    def _remove_stale_builds(self) -> None:
-        # only the lock holder builds; holding it now, any build file left is from a killed writer
-        for stale in self.path.parent.glob(f"{glob_escape(self.path.name)}.build-*"):
-            if not stale.name.endswith((".wal", ".shadow", ".lock", ".checkpoint")):
-                _remove_files(stale)
-
-    def _build(self, build: Path, tables: GraphTables, recs: pa.Table, expl: dict[str, pa.Table]) -> None:
-        """Write a complete store file at ``build``: schema, graph, kept results; closed and synced."""
-        lb = _ladybug()
-        # Nobody sees the build file before the rename and a failed or killed build is discarded,
-        # so each statement commits on its own (no transaction spanning the whole graph: its
-        # commit would log every page) and nothing is checkpointed before close: the close's
-        # one checkpoint writes the file. About 40% faster than one transaction on 846k edges.
-        db = lb.Database(str(build), auto_checkpoint=False, **self._options)
-        conn = lb.Connection(db)
-        outer = self._conn
-        self._conn = conn  # _exec / _copy work on the build file
-        try:
-            for stmt in ladybug_ddl():
-                self._exec(stmt)
-            for label in ("User", "Item", "Entity"):
-                self._copy(label, tables.nodes[label])
-            self._copy("INTERACTED", tables.interactions)
-            for pair, data in tables.knowledge.items():
-                self._copy("RELATED", data, pair)
-            self._copy("RECOMMENDED", recs)
-            self._summarize(pc.unique(recs.column("model")).to_pylist())
-            for label, kept in expl.items():
-                self._copy("EXPLAINS", kept, ("User", label))
-        finally:
-            self._conn = outer
-            conn.close()
-            db.close()  # checkpoints: the file holds everything and needs no WAL
-        leftovers = [p.name for p in _sidecars(build) if p.exists()]
-        if leftovers:
-            raise StoreError(f"{self.uri}: the new graph file was not closed cleanly ({', '.join(leftovers)} "
-                             "remain); nothing was changed. Fix: check free disk space and try again")
-        _fsync(build)
-
-    def _swap_in(self, build: Path) -> None:
-        """Close this store, rename ``build`` over it, reopen it."""
-        self._close_handles()  # checkpoints the old file and removes its WAL
-        leftovers = [p.name for p in _sidecars(self.path) if p.exists()]
-        if leftovers:  # a WAL of the old file must never be replayed on the new one
-            _remove_files(build)
-            self._reopen()
-            raise StoreError(f"{self.uri}: the store did not close cleanly ({', '.join(leftovers)} remain); the "
-                             "graph was not replaced. Fix: close other programs using the file and try again")
-        os.replace(build, self.path)
-        _fsync(self.path.parent)
-        self._reopen()
-
-    def _reopen(self) -> None:
-        lb = _ladybug()
-        try:
-            self._db = lb.Database(str(self.path), **self._options)
-        except RuntimeError as exc:
-            raise StoreError(f"{self.uri}: the graph was written, but the store could not be reopened: "
-                             f"{self._open_error(str(exc))}. Fix: open it again with kgrec.open_store") from None
-        self._conn = lb.Connection(self._db)
-
-    def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
-        self._check_writable()
-        table = recommendation_table(df, model_id)
-        with self._lock:
-            self._check_open()
-            try:
-                with self._transaction():
-                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
-                    check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
-                    self._exec("MATCH (:User)-[r:RECOMMENDED]->(:Item) WHERE r.model = $model DELETE r",
-                               {"model": model_id})
-                    self._copy("RECOMMENDED", table)
-                    self._summarize([model_id])
-            except RuntimeError as exc:
-                raise StoreError(f"{self.uri}: writing recommendations failed, nothing was changed: {exc}") from None
-        return table.num_rows
-
-    def write_explanations(self, df: pd.DataFrame, model_id: str) -> int:
-        self._check_writable()
-        table = explanation_table(df, model_id)
-        with self._lock:
-            self._check_open()
-            try:
-                with self._transaction():
-                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_explanations", self.uri)
-                    check_known_ids(table.column("item"), self._ids("Item"), "item", "write_explanations", self.uri)
-                    labels = table.column("to_label").to_numpy(zero_copy_only=False)
-                    for label in explains_targets():
-                        part = table.filter(pa.array(labels == label))
-                        if part.num_rows:
-                            check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
-                                            "write_explanations (path nodes)", self.uri)
-                    self._exec("MATCH (:User)-[x:EXPLAINS]->() WHERE x.model = $model DELETE x", {"model": model_id})
-                    for label in explains_targets():
-                        part = table.filter(pa.array(labels == label)).drop(["to_label"])
-                        self._copy("EXPLAINS", part, ("User", label))
-            except RuntimeError as exc:
-                raise StoreError(f"{self.uri}: writing explanations failed, nothing was changed: {exc}") from None
-        return table.num_rows
 
     # ---------------------------------------------------------------- reading
     def read_graph(self) -> KnowledgeGraph:
@@ -463,39 +298,3 @@ class EmbeddedStore(GraphStore):
                                ("explanations", "MATCH ()-[r:EXPLAINS]->() RETURN count(r)")):
                     out[key] = int(self._exec(q).get_next()[0])
         return out
-
-
-def _sidecars(path: Path) -> list[Path]:
-    """The files ladybug keeps beside a database file while it is open or checkpointing."""
-    return [path.with_name(path.name + suffix) for suffix in
-            (".wal", ".shadow", ".wal.checkpoint", ".checkpoint.intent.lock", ".checkpoint.apply.lock")]
-
-
-def _remove_files(path: Path) -> None:
-    for p in [path, *_sidecars(path)]:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-def _keep(table: pa.Table, from_ids: pa.Array, to_ids: pa.Array, item_ids: pa.Array | None = None) -> pa.Table:
-    """Rows of a kept RECOMMENDED / EXPLAINS table whose end nodes (and explained item) still exist."""
-    if table.num_rows == 0:
-        return table
-    keep = pc.and_(pc.is_in(table.column("from"), value_set=from_ids), pc.is_in(table.column("to"), value_set=to_ids))
-    if item_ids is not None:
-        keep = pc.and_(keep, pc.is_in(table.column("item"), value_set=item_ids))
-    return table.filter(keep)

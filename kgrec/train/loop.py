@@ -82,7 +82,7 @@ def _deterministic(enabled: bool) -> Iterator[None]:
     it, CPU scatter-adds sum in thread order and two runs with one seed differ in the last bits.
     Its debugging aid, filling every new uninitialised tensor with NaN
     (``torch.utils.deterministic.fill_uninitialized_memory``), stays off meanwhile: it changes no
-    result and cost 15-20% of a training step on ML-100K (a ``fill_`` per allocation)."""
+    result and costs a ``fill_`` per allocation (``docs/results.md``)."""
     before, before_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     before_fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     if enabled:
