@@ -68,7 +68,7 @@ import torch  # noqa: E402
 
 import kgrec  # noqa: E402
 from kgrec import baselines as B  # noqa: E402
-from kgrec.settings import data_dir  # noqa: E402
+from kgrec.settings import data_dir, resolve_device  # noqa: E402
 from kgrec.knowledge_graph import KnowledgeGraph  # noqa: E402
 
 K = (10, 20)
@@ -175,7 +175,7 @@ def _fit_stats(rec: Any) -> tuple[float, float]:
 
 def run_kgrec(train: KnowledgeGraph, test: KnowledgeGraph, flags: dict[str, Any], epochs: int | None,
               device: str, progress: bool) -> dict[str, Any]:
-    from kgrec.recommender import Recommender  # the lead's module; imported late so baselines run without it
+    from kgrec.recommender import Recommender  # imported late: the baselines run without it
 
     opts = dict(flags)
     if epochs is not None:
@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs, args.no_tune = args.epochs or 5, True
     root = args.data or data_dir()
     print(f"# kgrec {kgrec.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"threads {torch.get_num_threads()}, device {B.resolve_device(args.device)}"
-          + (f" ({torch.cuda.get_device_name()})" if B.resolve_device(args.device).type == "cuda" else ""),
+          f"threads {torch.get_num_threads()}, device {resolve_device(args.device)}"
+          + (f" ({torch.cuda.get_device_name()})" if resolve_device(args.device).type == "cuda" else ""),
           flush=True)
 
     rows: list[dict[str, Any]] = []
