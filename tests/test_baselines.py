@@ -226,3 +226,31 @@ def test_ease_refuses_a_catalogue_too_big_for_dense_matrices_and_bad_l2() -> Non
         EASE(l2_grid=(100.0, -1.0))
     with pytest.raises(ModelError, match="not fitted"):
         EASE().scorer(torch.tensor([0]))
+
+
+def test_baselines_share_the_recommenders_contract() -> None:
+    """Baselines rank, name ids, raise and expose parameters as kgrec.Recommender does: an
+    unknown user is an UnknownIdError that says how to fix it, recommend() takes candidates and
+    excludes seen items, and sklearn's clone copies a baseline's parameters (those LightGCN passes
+    on to the BPR trainer too)."""
+    from sklearn.base import clone
+
+    from kgrec.errors import UnknownIdError
+    from kgrec.recommender import RecommenderBase
+
+    kg = _small_graph()
+    pop = Popularity().fit(kg)
+    assert isinstance(pop, RecommenderBase) and pop.user_ids() == sorted(kg.users["user_id"].astype(str))
+    with pytest.raises(UnknownIdError, match="add_users"):
+        pop.recommend(["no-such-user"])
+    user = pop.user_ids()[0]
+    seen = set(kg.interactions.loc[kg.interactions["user_id"] == user, "item_id"].astype(str))
+    unseen = [i for i in pop.item_ids() if i not in seen][:3]
+    top = pop.recommend([user], k=10, candidates=unseen + sorted(seen)[:1])
+    assert set(top["item_id"]) == set(unseen) and list(top["rank"]) == [1, 2, 3]
+    scores = pop.score(user, unseen)["score"].to_numpy()
+    np.testing.assert_allclose(np.sort(scores)[::-1], top["score"].to_numpy())
+    lightgcn = LightGCNBaseline(epochs=5, num_layers=2, lr=0.01)
+    params = clone(lightgcn).get_params()
+    assert params["epochs"] == 5 and params["num_layers"] == 2 and params["lr"] == 0.01
+    assert repr(lightgcn) == "LightGCNBaseline(epochs=5, lr=0.01, num_layers=2)"

@@ -47,19 +47,25 @@ class RecommenderBase:
 
     # ------------------------------------------------------------------ parameters
     @classmethod
-    def _param_names(cls) -> list[str]:
-        """The keyword arguments of ``__init__`` (and of the parents it passes ``**kwargs`` to)."""
-        names: list[str] = []
+    def _init_parameters(cls) -> dict[str, inspect.Parameter]:
+        """The keyword arguments of ``__init__`` (and of the parents it passes ``**kwargs`` to),
+        by name."""
+        found: dict[str, inspect.Parameter] = {}
         for klass in cls.__mro__:
             init = klass.__dict__.get("__init__")
             if init is None:
                 continue
             params = list(inspect.signature(init).parameters.values())[1:]
-            names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                      and p.name not in names]
+            for p in params:
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                    found.setdefault(p.name, p)
             if not any(p.kind == p.VAR_KEYWORD for p in params):
                 break
-        return sorted(names)
+        return found
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return sorted(cls._init_parameters())
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's keyword arguments as set on this object (scikit-learn convention)."""
@@ -77,8 +83,8 @@ class RecommenderBase:
         return self
 
     def __repr__(self) -> str:
-        defaults = {n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items()}
-        changed = [f"{n}={v!r}" for n, v in self.get_params().items() if defaults.get(n, inspect.Parameter.empty) != v]
+        defaults = {n: p.default for n, p in self._init_parameters().items()}
+        changed = [f"{n}={v!r}" for n, v in self.get_params().items() if defaults[n] != v]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     # ------------------------------------------------------------------ ids
@@ -100,7 +106,10 @@ class RecommenderBase:
         if isinstance(users, (str, int, np.integer)):
             users = [users]
         ids = [str(u) for u in users]
-        pos = self.user_index_.get_indexer(ids)
+        if self._user_lookup is None:  # a dict: far cheaper than Index.get_indexer for a few ids
+            self._user_lookup = {u: i for i, u in enumerate(self.user_index_.tolist())}
+        lookup = self._user_lookup
+        pos = np.fromiter((lookup.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
         if (pos < 0).any():
             missing = [ids[j] for j in np.flatnonzero(pos < 0)[:5]]
             raise UnknownIdError(f"unknown user id(s) {missing} ({int((pos < 0).sum())} in all). "
@@ -121,6 +130,7 @@ class RecommenderBase:
         self.user_index_, self.item_index_, self.graph_ = user_index, item_index, graph
         self.seen_: SeenItems | None = None
         self._item_ids_arrow: pa.Array | None = None
+        self._user_lookup: dict[str, int] | None = None
 
     def seen_items(self) -> SeenItems:
         """Each user's items in ``graph_``'s interactions (the seen items ranking excludes)."""
