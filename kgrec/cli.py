@@ -7,10 +7,12 @@ with code 2; ``--debug`` (or KGREC_DEBUG=1) shows the traceback instead.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -25,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text as written: "[rating, timestamp]" is not markup
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -42,6 +45,36 @@ ItemColOpt = Annotated[str, typer.Option("--item-col", help="Item id column of t
 AttrOpt = Annotated[Optional[str], typer.Option("--attributes", help="Columns that become attribute nodes, as "
                                                  "column=kind pairs: genres=genre,director=person. Cells may hold several values split by |.")]
 StoreOpt = Annotated[str, typer.Option("--store", help="Graph store: a file path (embedded) or bolt://host:7687 (Neo4j).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"kgrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print kgrec's version and exit.")] = False) -> None:
+    """Knowledge-graph-augmented recommendation: train on interactions + a knowledge graph, rank
+    items, inspect the results with Cypher. Start with:  kgrec quickstart --data path/to/ml-100k"""
+
+
+def _paste(command: str) -> None:
+    """Print a command for the user to paste: verbatim, one line, no markup or wrapping."""
+    print(f"  {command}", flush=True)
+
+
+def _shell_arg(text: str) -> str:
+    """``text`` as one shell word: in double quotes where nothing in it is special there (Cypher's
+    single quotes stay readable), else quoted by :func:`shlex.quote`."""
+    if re.fullmatch(r"[\w./:@+-]+", text):
+        return text
+    if text and not any(c in text for c in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _attributes(spec: str | None) -> dict[str, str] | None:
@@ -124,8 +157,9 @@ def quickstart(
     kg = _load(path)
     console.print(str(kg.summary()))
     train, test = kg.split("random", test=0.2, seed=0)
-    rec = Recommender(**({"epochs": epochs} if epochs else {}))
+    rec = Recommender(**({"epochs": epochs} if epochs is not None else {}))
     rec.fit(train)
+    rec.holdout_ = test.interactions[["user_id", "item_id"]]  # `kgrec evaluate MODEL` scores it
     metrics = rec.evaluate(test, k=(10, 20))
     console.print(_metrics_table("MovieLens-100K, random 80/20 split (seed 0)", metrics))
     rec.save(model_dir)
@@ -139,12 +173,17 @@ def quickstart(
     shown = top.assign(title=names, reason=reasons)[["rank", "item_id", "title", "score", "reason"]]
     console.print(_recs_table(shown, f"top-10 for user {user}"))
     console.print(f"model saved to {model_dir}; graph and recommendations in {store} "
-                  f"({time.perf_counter() - t0:.0f} s end to end). Try:")
-    console.print(f"  kgrec cypher \"MATCH (u:User {{id: '{user}'}})-[r:RECOMMENDED]->(i:Item) "
-                  f"RETURN i.name, r.score ORDER BY r.score DESC LIMIT 10\" --store {store}")
-    console.print(f"  kgrec cypher \"MATCH (u:User {{id: '{user}'}})-[e:EXPLAINS]->(n) "
-                  f"RETURN e.item, e.path, e.weight ORDER BY e.item, e.rank LIMIT 20\" --store {store}")
-    console.print(f"  kgrec explain {model_dir} {user} {top['item_id'].iloc[0]}")
+                  f"({time.perf_counter() - t0:.0f} s end to end). Try:", markup=False, highlight=False)
+    item, db, md = top["item_id"].iloc[0], _shell_arg(str(store)), _shell_arg(str(model_dir))
+    recommended = (f"MATCH (u:User {{id: '{user}'}})-[r:RECOMMENDED]->(i:Item) "
+                   "RETURN i.name, r.score ORDER BY r.score DESC LIMIT 10")
+    explains = (f"MATCH (u:User {{id: '{user}'}})-[e:EXPLAINS]->(n) "
+                "RETURN e.item, e.path, e.weight ORDER BY e.item, e.rank LIMIT 20")
+    _paste(f"kgrec cypher {_shell_arg(recommended)} --store {db}")
+    _paste(f"kgrec cypher {_shell_arg(explains)} --store {db}")
+    _paste(f"kgrec cypher --query why_recommended -p user={user} -p item={item} --store {db}")
+    _paste(f"kgrec explain {md} {user} {item}")
+    _paste(f"kgrec evaluate {md}")
 
 
 @app.command()
@@ -166,7 +205,7 @@ def train(
 
     kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
     train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
-    rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs else {})).fit(train_kg)
+    rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs is not None else {})).fit(train_kg)
     if test_kg is not None:
         rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
         console.print(_metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
@@ -207,8 +246,10 @@ def recommend(
     """Top-k items for the given users, in your ids."""
     from .recommender import Recommender
 
-    rec = Recommender.load(model)
     ids = _id_list(users)
+    if not ids:
+        raise KgrecError(f"--users '{users}' names no user. Fix: pass ids like --users 1,2 or @file with one per line")
+    rec = Recommender.load(model)
     cands = _id_list("@" + str(candidates)) if candidates else None
     df = rec.recommend(ids, k=k, candidates=cands, exclude_seen=not include_seen)
     _emit(df, out, f"top-{k}")
@@ -228,7 +269,9 @@ def publish(
 
     rec = Recommender.load(model)
     with open_store(store) as st:
-        rec.publish(st, k=k, explanations=explanations)
+        with console.status(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) "
+                            f"per recommendation to {store}"):
+            rec.publish(st, k=k, explanations=explanations)
         counts = st.counts()
     console.print(_recs_table(_counts_frame(counts), f"published to {store}"))
 
@@ -249,27 +292,71 @@ def explain(
 
 @app.command()
 def cypher(
-    query: Annotated[str, typer.Argument(help="A read-only Cypher query, e.g. \"MATCH (i:Item) RETURN i.id LIMIT 5\".")],
+    query: Annotated[Optional[str], typer.Argument(help="A read-only Cypher query, e.g. \"MATCH (i:Item) RETURN "
+                                                        "i.id LIMIT 5\". Leave it out with --query.")] = None,
     store: StoreOpt = "kgrec.db",
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Query parameter name=value (repeatable).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="Query parameter name=value (repeatable). Values are strings (ids are strings), "
+                              "numbers where the query uses them in LIMIT / SKIP; name:int=5, name:float=0.5, "
+                              "name:bool=true or name:str=42 say the type.")] = None,
+    named: Annotated[Optional[str], typer.Option(
+        "--query", "-q", help="Run a packaged query or report by name instead of QUERY: "
+                              "see kgrec.inspection (e.g. why_recommended -p user=1 -p item=50).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
 ) -> None:
-    """Run a read-only Cypher query against the embedded store or Neo4j and print a table.
-    Write clauses are refused by the store."""
+    """Run a read-only Cypher query (or a packaged one by name) against the embedded store or
+    Neo4j and print a table. Write clauses are refused by the store."""
+    from . import inspection
     from .store import open_store
 
-    params = {}
-    for p in param or []:
-        if "=" not in p:
-            raise KgrecError(f"--param '{p}' is not name=value. Fix: write e.g. --param u=42")
-        name, value = p.split("=", 1)
-        params[name] = value
+    if (query is None) == (named is None):
+        raise KgrecError("give either a Cypher QUERY or --query NAME. Fix: e.g. kgrec cypher --query "
+                         f"why_recommended -p user=1 -p item=50; the names are {', '.join(inspection.NAMED)}")
+    if named is not None and named not in inspection.NAMED:
+        raise KgrecError(f"no packaged query named '{named}'. Fix: use one of {', '.join(inspection.NAMED)}")
+    text = query if named is None else inspection.query_text(named)
+    params = _typed_params(param or [], text)
     if not str(store).startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")) and not Path(store).exists():
         raise KgrecError(f"store {store} does not exist. Fix: run `kgrec quickstart` or `kgrec publish` first, "
                          f"or pass --store")
     with open_store(store, read_only=True) as st:
-        df = st.query(query, **params)
+        try:
+            df = st.query(query, **params) if named is None else inspection.run_named(st, named, **params)
+        except TypeError as exc:  # a packaged query's parameter missing or unknown
+            raise KgrecError(f"--query {named}: {exc}. Fix: pass its parameters with -p name=value") from None
     _emit(df, out, None)
+
+
+PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": lambda v: _boolean(v)}
+
+
+def _boolean(value: str) -> bool:
+    if value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(f"'{value}' is not a boolean")
+
+
+def _typed_params(specs: list[str], cypher_text: str) -> dict[str, Any]:
+    """``name=value`` / ``name:type=value`` options as query parameters: strings unless typed, and
+    integers where ``cypher_text`` uses the parameter as a ``LIMIT`` or ``SKIP`` count (which
+    Cypher requires to be an integer)."""
+    counts = set(re.findall(r"\b(?:LIMIT|SKIP)\s+\$([A-Za-z_]\w*)", cypher_text, flags=re.IGNORECASE))
+    params: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name:
+            raise KgrecError(f"--param '{spec}' is not name=value. Fix: write e.g. --param user=42 or -p limit:int=5")
+        name, _, kind = name.partition(":")
+        kind = kind or ("int" if name in counts else "str")
+        if kind not in PARAM_TYPES:
+            raise KgrecError(f"--param '{spec}': unknown type '{kind}'. Fix: use one of {', '.join(PARAM_TYPES)}")
+        try:
+            params[name] = PARAM_TYPES[kind](value)
+        except ValueError:
+            raise KgrecError(f"--param '{spec}': '{value}' is not of type {kind}. Fix: pass a {kind} value or drop the type")
+    return params
 
 
 @app.command("cold-start")

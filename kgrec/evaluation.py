@@ -42,16 +42,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.metrics import (
-    LinkPredHitRatio,
-    LinkPredMetricCollection,
-    LinkPredMRR,
-    LinkPredNDCG,
-    LinkPredPrecision,
-    LinkPredRecall,
-)
 
 from .graph.csr import gather_rows, rows_csr
+from .graph.pyg import (LinkPredHitRatio, LinkPredMetricCollection, LinkPredMRR, LinkPredNDCG, LinkPredPrecision,
+                        LinkPredRecall)
 from .knowledge_graph import KnowledgeGraph
 
 Scorer = Callable[[Tensor], Tensor]

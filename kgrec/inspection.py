@@ -22,9 +22,9 @@ import pandas as pd
 
 from .store.base import GraphStore
 
-__all__ = ["QUERY_NAMES", "explanation_paths", "kg_paths", "load_query", "recommendation_coverage",
+__all__ = ["NAMED", "QUERY_NAMES", "REPORTS", "explanation_paths", "kg_paths", "load_query", "recommendation_coverage",
            "shared_attributes", "similar_users", "top_recommended", "user_item_triples", "user_recommendations",
-           "why_recommended"]
+           "run_named", "why_recommended"]
 
 QUERY_NAMES = ("user_recommendations", "why_shared_attributes", "why_similar_users", "why_kg_paths_1",
                "why_kg_paths_2", "why_kg_paths_3", "top_recommended", "recommendation_coverage",
@@ -218,3 +218,32 @@ def recommendation_coverage(store: GraphStore, model: str) -> pd.DataFrame:
     out.insert(0, "model", model)
     out["coverage"] = out["items"] / out["catalog_items"].where(out["catalog_items"] > 0, 1)
     return out[["model", "recommendations", "users", "items", "catalog_items", "coverage"]]
+
+
+# --------------------------------------------------------------------- by name (the CLI's --query)
+REPORTS = ("user_recommendations", "why_recommended", "shared_attributes", "similar_users", "user_item_triples",
+           "kg_paths", "explanation_paths", "top_recommended", "recommendation_coverage")
+NAMED = tuple(sorted(set(REPORTS) | set(QUERY_NAMES)))  # what ``kgrec cypher --query NAME`` runs
+
+
+def query_text(name: str) -> str:
+    """The Cypher of packaged query ``name`` (a report, which may run several, has none)."""
+    return "" if name in REPORTS else load_query(name)
+
+
+def run_named(store: GraphStore, name: str, **params: object) -> pd.DataFrame:
+    """Run the report ``name`` (one of :data:`REPORTS`, a function above; string parameters are
+    converted to the integers its signature asks for) or else the packaged query ``name``."""
+    if name not in REPORTS:
+        return run_query(store, name, **params)
+    import inspect
+    import typing
+
+    func = globals()[name]
+    hints = typing.get_type_hints(func)
+    known = list(inspect.signature(func).parameters)[1:]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise TypeError(f"{name} takes the parameter(s) {known}; {unknown} unknown")
+    typed = {k: int(v) if hints.get(k) is int and isinstance(v, str) else v for k, v in params.items()}
+    return func(store, **typed)

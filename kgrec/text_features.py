@@ -169,11 +169,17 @@ class TextEncoder:
     def _load(self) -> None:
         if self._model is not None:
             return
-        import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        model = AutoModel.from_pretrained(self.model_path)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is not the user's progress
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            model = AutoModel.from_pretrained(self.model_path)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         model.eval().to(self.device)
         if self.device.type == "cuda":
             model = model.half()

@@ -144,11 +144,16 @@ def test_cold_start_command(model, tables, tmp_path):
     (lambda d, m: ["cypher", "MATCH (n) RETURN n", "--store", d / "nope.db"], ["does not exist"]),
     (lambda d, m: ["cold-start", m, "--out", d / "o.csv"], ["nothing to add"]),
     (lambda d, m: ["summary", "--data", d / "empty-dir"], ["no known data set format"]),
+    (lambda d, m: ["recommend", m, "--users", ","], ["names no user"]),
+    (lambda d, m: ["train", "--out", d / "x", "--interactions", d / "ok.csv", "--test", "0", "--epochs", "0"],
+     ["epochs must be positive"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(model, tmp_path, make_args, needles):
     (tmp_path / "semicolon.csv").write_text("user_id;item_id\n1;2\n")
     (tmp_path / "badrating.csv").write_text("user_id,item_id,rating\n1,2,5\n1,3,five\n")
     (tmp_path / "empty-dir").mkdir()
+    (tmp_path / "ok.csv").write_text("user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + j) % 30}\n" for u in range(20)
+                                                                   for j in range(5)))
     one_line_error(kgrec(*make_args(tmp_path, model)), *needles)
 
 
@@ -156,3 +161,62 @@ def test_usage_error_exits_2():
     res = kgrec("recommend")
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
+
+
+def test_help_shows_text_as_written_and_version():
+    res = kgrec("train", "--help", columns=80)
+    assert res.returncode == 0
+    assert "[rating," in res.stdout and "timestamp]" in res.stdout  # not eaten as markup
+    res = kgrec("--version")
+    assert res.returncode == 0 and re.fullmatch(r"kgrec \d+\.\d+\.\d+\s*", res.stdout), res.stdout
+
+
+def test_cypher_types_parameters_and_runs_packaged_queries(model, tmp_path):
+    store = tmp_path / "kgrec.db"
+    assert kgrec("publish", model, "--store", store, "--k", "10", "--explanations", "1").returncode == 0
+    out = tmp_path / "recs.csv"
+    assert kgrec("recommend", model, "--users", "1", "--k", "1", "--out", out).returncode == 0
+    item = str(pd.read_csv(out, dtype=str)["item_id"].iloc[0])
+    # a packaged query whose LIMIT takes a parameter: the count becomes an integer by itself
+    res = kgrec("cypher", "--query", "why_similar_users", "-p", "user=1", "-p", f"item={item}", "-p", "limit=3",
+                "--store", store, "--out", tmp_path / "similar.csv")
+    assert res.returncode == 0, res.stderr
+    similar = pd.read_csv(tmp_path / "similar.csv", dtype={"user_id": str})
+    assert 1 <= len(similar) <= 3 and list(similar.columns) == ["user_id", "shared_items"]
+    # a report by name, with its integer parameter given as text
+    res = kgrec("cypher", "--query", "why_recommended", "-p", "user=1", "-p", f"item={item}", "-p", "limit=5",
+                "--store", store, "--out", tmp_path / "why.csv")
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(tmp_path / "why.csv")) >= 1
+    # explicit types: an id kept a string, a count typed by hand
+    res = kgrec("cypher", "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) WHERE u.id = $u RETURN i.id AS item "
+                "ORDER BY r.score DESC LIMIT $n", "-p", "u:str=1", "-p", "n:int=4", "--store", store,
+                "--out", tmp_path / "typed.csv")
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(tmp_path / "typed.csv")) == 4
+    one_line_error(kgrec("cypher", "--query", "no_such_query", "--store", store), "why_recommended")
+    one_line_error(kgrec("cypher", "--query", "why_similar_users", "-p", "user=1", "--store", store), "-p name=value")
+    one_line_error(kgrec("cypher", "MATCH (n) RETURN n LIMIT $n", "-p", "n:int=many", "--store", store), "not of type int")
+    one_line_error(kgrec("cypher", "--store", store), "--query")
+
+
+def test_quickstart_prints_commands_that_run_when_pasted(ml100k_dir, tmp_path):
+    """At 80 columns the commands quickstart prints are whole lines (no markup eaten, no wrap);
+    each one, pasted, runs: Cypher on the store, a packaged query, explain, and evaluate with no
+    test set (the quickstart remembers its hold-out). Early stopping's refit is said in a line,
+    and no third-party progress bar leaks out."""
+    res = kgrec("quickstart", "--data", ml100k_dir, "--epochs", "1", "--k", "5", cwd=tmp_path, columns=80)
+    assert res.returncode == 0, res.stderr[-3000:]
+    pasted = [line.strip() for line in res.stdout.splitlines() if line.startswith("  kgrec ")]
+    assert len(pasted) == 5, res.stdout
+    assert any("[r:RECOMMENDED]" in p for p in pasted) and any("[e:EXPLAINS]" in p for p in pasted)
+    assert "Training again on all of train" in res.stderr
+    assert "Loading weights" not in res.stderr and "FutureWarning" not in res.stderr
+    import shlex
+
+    for line in pasted:
+        args = shlex.split(line)
+        assert args[0] == "kgrec"
+        run = kgrec(*args[1:], cwd=tmp_path, columns=80)
+        assert run.returncode == 0, (line, run.stderr[-2000:])
+        assert len(run.stdout.strip().splitlines()) > 3, (line, run.stdout)

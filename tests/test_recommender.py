@@ -55,6 +55,12 @@ def test_candidates_restrict_ranking(rec):
     assert (top.groupby("user_id").size() <= 3).all()
 
 
+def test_evaluate_on_unknown_users_only_is_an_error_not_zeros(rec):
+    test = pd.DataFrame({"user_id": ["stranger-1", "stranger-2"], "item_id": ["1", "2"]})
+    with pytest.raises(UnknownIdError, match="none of the test set's 2 users"):
+        rec.evaluate(test)
+
+
 def test_unknown_user_points_to_add_users(rec):
     with pytest.raises(UnknownIdError, match="add_users"):
         rec.recommend(["no-such-user"], k=5)

@@ -44,10 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.nn.models import LightGCN
-from torch_geometric.nn.models.lightgcn import BPRLoss
 
 from ..errors import ModelError
+from ..graph.pyg import BPRLoss, LightGCN
 from ..knowledge_graph import KnowledgeGraph
 from ..nn.sparse import symmetric_spmm
 from ..settings import resolve_device

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch_geometric.data import HeteroData
 
 from ..knowledge_graph import KnowledgeGraph
+from .pyg import HeteroData
 
 NODE_KEYS = {"user": ("users", "user_id"), "item": ("items", "item_id"), "entity": ("entities", "entity_id")}
 

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
 
 from ..knowledge_graph import NODE_TYPES, KnowledgeGraph
 from .csr import csr_indptr, gather_rows, relation_pairs, sparse_csr
 from .heterodata import to_heterodata
+from .pyg import HeteroData
 
 USER_TO_ITEM = 0
 ITEM_TO_USER = 1

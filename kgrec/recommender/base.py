@@ -218,7 +218,8 @@ class RecommenderBase:
         """Full-ranking Recall / NDCG / Precision / HitRate / MRR / Coverage @k on ``test``
         (a KnowledgeGraph from ``split`` or a ``user_id, item_id`` table), each user's training
         items excluded (:func:`kgrec.evaluation.evaluate`). ``None`` uses the hold-out
-        remembered by ``kgrec train``."""
+        remembered by ``kgrec train`` and ``kgrec quickstart``. A test set none of whose users the
+        model knows raises :class:`kgrec.errors.UnknownIdError` (its metrics would all be 0)."""
         from ..evaluation import evaluate as eval_ranking
 
         self._check_fitted()
@@ -227,5 +228,10 @@ class RecommenderBase:
                 raise ModelError("no test set given and none was held out at training. Fix: pass test")
             test = self.holdout_
         cand = None if candidates is None else self.item_index_.get_indexer([str(c) for c in candidates])
-        return eval_ranking(self.scorer, self.graph_, test, self.user_index_, self.item_index_, k=k,
-                            candidates=cand, batch_size=batch_size)
+        out = eval_ranking(self.scorer, self.graph_, test, self.user_index_, self.item_index_, k=k,
+                           candidates=cand, batch_size=batch_size)
+        if out["users_evaluated"] == 0 and out["users_skipped_unknown"] > 0:
+            raise UnknownIdError(f"none of the test set's {out['users_skipped_unknown']} users is known to the model, "
+                                 "so there is nothing to evaluate. Fix: evaluate on interactions of the users it "
+                                 "was trained on (add new users with add_users first)")
+        return out

@@ -20,6 +20,7 @@ explanations in :mod:`kgrec.recommender.explanations`, writing to a store in
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -186,6 +187,13 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         if fit_graph is not train:
             if refit:
                 epochs = max(1, trained.best_epoch or len(trained.history))
+                if self.progress:
+                    stop = self.early_stopping_ or {}
+                    how = "stopped early" if trained.stopped_early else "ran all its epochs"
+                    print(f"kgrec fit: validation {how} ({len(trained.history)} epochs); best {VALID_METRIC} "
+                          f"{stop.get('best') or float('nan'):.4f} at epoch {epochs}. Training again on all of train "
+                          f"for {epochs} epochs (refit=False keeps the early-stopped model).", file=sys.stderr,
+                          flush=True)
                 trained = fit_model(train, features, replace(config, epochs=epochs), valid_kg=None, device=device,
                                     progress=self.progress)
             else:  # rank with every training interaction, not only the fitted part
