@@ -44,6 +44,8 @@ UserColOpt = Annotated[str, typer.Option("--user-col", help="User id column of t
 ItemColOpt = Annotated[str, typer.Option("--item-col", help="Item id column of the interactions/items tables.")]
 AttrOpt = Annotated[Optional[str], typer.Option("--attributes", help="Columns that become attribute nodes, as "
                                                  "column=kind pairs: genres=genre,director=person. Cells may hold several values split by |.")]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the generic tables, e.g. "
+                                                    "latin-1 (default: UTF-8).")]
 StoreOpt = Annotated[str, typer.Option("--store", help="Graph store: a file path (embedded) or bolt://host:7687 (Neo4j).")]
 
 
@@ -92,11 +94,14 @@ def _attributes(spec: str | None) -> dict[str, str] | None:
 
 def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | None = None, items: Path | None = None,
           users: Path | None = None, triples: Path | None = None, item_text: str | None = None,
-          user_col: str = "user_id", item_col: str = "item_id", attributes: str | None = None):
+          user_col: str = "user_id", item_col: str = "item_id", attributes: str | None = None,
+          encoding: str | None = None):
     from .datasets import load_dataset
 
     options = {"user_col": user_col, "item_col": item_col, "item_attributes": _attributes(attributes)} \
         if interactions else {}
+    if interactions and encoding:
+        options["encoding"] = encoding
     with console.status("loading data"):
         return load_dataset(data, kg_dir=kg_dir, interactions=str(interactions) if interactions else None,
                             items=str(items) if items else None, users=str(users) if users else None,
@@ -192,6 +197,7 @@ def train(
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
     user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
+    encoding: EncodingOpt = None,
     test: Annotated[float, typer.Option(help="Fraction held out for `kgrec evaluate` (0 trains on everything).")] = 0.2,
     split: Annotated[str, typer.Option(help="random, temporal, cold_items or cold_users.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
@@ -203,7 +209,7 @@ def train(
     `kgrec evaluate MODEL` scores exactly it."""
     from .recommender import Recommender
 
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes, encoding)
     train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
     rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs is not None else {})).fit(train_kg)
     if test_kg is not None:
@@ -418,9 +424,10 @@ def summary(
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
     user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Load a data set and print its counts (nodes, edges, density, cold nodes, input policies)."""
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes)
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes, encoding)
     console.print(str(kg.summary()))
 
 

@@ -239,10 +239,13 @@ class KnowledgeGraph:
                 miss = ~isin(vals, ids[t])
                 if miss.any():
                     row = int(np.flatnonzero(sel)[np.flatnonzero(miss.to_numpy())[0]])
+                    value = self.triples[end].iloc[row]
                     raise DataError(src_t, _row(sources, "triples", row),
-                                    f"{end} '{self.triples[end].iloc[row]}' names an unknown {t} "
-                                    f"({int(miss.sum())} such rows)",
-                                    f"add the {t} to its table or drop these triples")
+                                    f"{end} '{value}' names an unknown {t} ({int(miss.sum())} such rows)",
+                                    f"add the {t} to its table; if '{value}' is a knowledge-graph entity (or "
+                                    f"another kind of node), give the triples a {end}_type column saying so per "
+                                    f"row (user, item or entity: entity-to-entity triples are {end}_type entity); "
+                                    f"or drop these triples")
         dup = self.interactions.duplicated(["user_id", "item_id"], keep="last")
         if dup.any():
             self.report["duplicate_interactions_merged"] = self.report.get("duplicate_interactions_merged", 0) + int(dup.sum())

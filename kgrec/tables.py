@@ -63,7 +63,7 @@ def read_table(
             except UnicodeDecodeError as exc:
                 line = raw.count(b"\n", 0, exc.start) + 1
                 raise DataError(name, line, f"byte 0x{raw[exc.start]:02x} is not valid {encoding}",
-                                "pass encoding='latin-1' (or the file's real encoding)") from None
+                                "pass encoding='latin-1' (on the command line: --encoding latin-1), or the file's real encoding") from None
             import io
             try:
                 df = pd.read_csv(io.StringIO(text), sep=sep, header=header, names=names, dtype=dtype,

@@ -218,6 +218,19 @@ def test_triples_naming_unknown_items(tmp_path: Path) -> None:
           "add the item")
 
 
+def test_entity_headed_triples_error_names_the_head_type_column(tmp_path: Path) -> None:
+    """Entity-to-entity triples (a multi-hop KG) without a head_type column: the fix says how to
+    mark them; with the column they load."""
+    inter = write(tmp_path / "r.csv", GOOD_CSV)
+    trip = write(tmp_path / "kg.csv", "head,relation,tail\n10,HAS_GENRE,genre:Drama\ngenre:Drama,SUBGENRE_OF,genre:Art\n")
+    fails(lambda: kgrec.from_tables(inter, triples=trip), "kg.csv row 3: head 'genre:Drama' names an unknown item",
+          "head_type column", "head_type entity")
+    typed = write(tmp_path / "kg2.csv", "head_type,head,relation,tail\nitem,10,HAS_GENRE,genre:Drama\n"
+                                        "entity,genre:Drama,SUBGENRE_OF,genre:Art\n")
+    kg = kgrec.from_tables(inter, triples=typed)
+    assert ((kg.triples["head_type"] == "entity") & (kg.triples["tail"] == "genre:Art")).sum() == 1
+
+
 def test_interactions_naming_items_missing_from_the_items_table(tmp_path: Path) -> None:
     inter = write(tmp_path / "r.csv", GOOD_CSV)
     items = write(tmp_path / "items.csv", "item_id,title\n10,Ten\n")

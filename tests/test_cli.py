@@ -220,3 +220,12 @@ def test_quickstart_prints_commands_that_run_when_pasted(ml100k_dir, tmp_path):
         run = kgrec(*args[1:], cwd=tmp_path, columns=80)
         assert run.returncode == 0, (line, run.stderr[-2000:])
         assert len(run.stdout.strip().splitlines()) > 3, (line, run.stdout)
+
+
+def test_latin1_tables_load_with_encoding(tmp_path):
+    """A latin-1 table: without --encoding a one-line error that names the option, with it loads."""
+    (tmp_path / "r.csv").write_bytes("user_id,item_id,rating\n1,Amélie,5\n2,Amélie,4\n2,Léon,3\n".encode("latin-1"))
+    one_line_error(kgrec("summary", "--interactions", tmp_path / "r.csv"), "r.csv", "--encoding latin-1")
+    res = kgrec("summary", "--interactions", tmp_path / "r.csv", "--encoding", "latin-1")
+    assert res.returncode == 0, res.stderr
+    assert "interactions" in res.stdout and "3" in res.stdout

@@ -177,6 +177,28 @@ def test_save_load_round_trip_and_corruption(rec, tmp_path):
         kgrec.Recommender.load(tmp_path / "notamodel")
 
 
+def test_saved_model_is_readable_by_the_team_and_dot_is_a_clear_error(rec, tmp_path, monkeypatch):
+    """A model directory gets the modes the umask gives a new folder and file (mkdtemp's 0700
+    kept teammates out); saving over the current, non-empty folder is a ModelError that says so."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = rec.save(tmp_path / "shared-model")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert stat.S_IMODE((path / "weights.pt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((path / "tables").stat().st_mode) == 0o755
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(ModelError, match="is not a kgrec model directory"):
+        rec.save(".")
+    assert (tmp_path / "work" / "notes.txt").read_text() == "mine"
+
+
 def test_interrupted_save_keeps_previous_model(rec, tmp_path, monkeypatch):
     path = rec.save(tmp_path / "model")
     before = (path / "weights.pt").read_bytes()

@@ -30,7 +30,7 @@ def save_model_dir(path: str | os.PathLike, config: dict[str, Any], tensors: dic
     """Write a model directory atomically. ``tables`` maps a name to a pandas DataFrame."""
     from .. import __version__
 
-    target = Path(path)
+    target = Path(path).resolve()  # "." or "models/.." name a directory too
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (target / CONFIG).exists():
         if any(target.iterdir()):
@@ -47,6 +47,7 @@ def save_model_dir(path: str | os.PathLike, config: dict[str, Any], tensors: dic
         for f in [tmp / CONFIG, tmp / WEIGHTS]:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        _readable_by_others(tmp)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -58,6 +59,16 @@ def save_model_dir(path: str | os.PathLike, config: dict[str, Any], tensors: dic
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _readable_by_others(folder: Path) -> None:
+    """Give ``folder`` (made private by ``mkdtemp``) and what it holds the modes a plain
+    ``mkdir`` and ``open`` would have given them under the process's umask, so that teammates
+    can read a saved model where they can read the folder beside it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
