@@ -126,10 +126,31 @@ def to_number(s: pd.Series, source: str, column: str, *, header_rows: int = 1, a
     return num.astype("float64")
 
 
-def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int = 1) -> pd.Series:
-    """Timestamps as Unix seconds (Int64): numbers pass through (fractions of a second are
-    dropped), ISO 8601 dates / datetimes are converted (naive ones read as UTC), empty cells stay
-    missing; anything else raises :class:`DataError` at its row."""
+TIMESTAMP_UNITS = {"s": 1, "ms": 10 ** 3, "us": 10 ** 6, "ns": 10 ** 9}
+# "auto": numeric timestamps whose median passes these are read as ms, us, ns (1e11 s is the year 5138)
+_AUTO_UNIT_FROM = (("ns", 1e17), ("us", 1e14), ("ms", 1e11))
+
+
+def detect_timestamp_unit(values: pd.Series, unit: str = "auto") -> str:
+    """The unit of numeric Unix timestamps: ``unit`` itself, or with ``"auto"`` the one their
+    median says (seconds up to 1e11, then milliseconds, microseconds, nanoseconds)."""
+    if unit != "auto":
+        if unit not in TIMESTAMP_UNITS:
+            raise ValueError(f"timestamp_unit must be 'auto' or one of {list(TIMESTAMP_UNITS)} (got {unit!r})")
+        return unit
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "s"  # datetimes carry their own unit
+    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    num = num[np.isfinite(num)]
+    median = float(np.median(np.abs(num))) if len(num) else 0.0
+    return next((name for name, low in _AUTO_UNIT_FROM if median >= low), "s")
+
+
+def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int = 1, unit: str = "s") -> pd.Series:
+    """Timestamps as Unix seconds (Int64): numbers in ``unit`` (``TIMESTAMP_UNITS``) are divided
+    down to seconds (fractions of a second are dropped), ISO 8601 dates / datetimes are converted
+    (naive ones read as UTC), empty cells stay missing; anything else raises :class:`DataError`
+    at its row."""
     if pd.api.types.is_datetime64_any_dtype(s):  # datetime columns of a DataFrame
         dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
         secs = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
@@ -137,7 +158,7 @@ def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int 
     text = s.astype("string").str.strip()
     empty = (s.isna() | (text == "")).to_numpy()
     num = pd.to_numeric(s, errors="coerce")
-    out = pd.Series(np.floor(num.to_numpy(dtype=float, na_value=np.nan)), index=s.index)
+    out = pd.Series(np.floor(num.to_numpy(dtype=float, na_value=np.nan) / TIMESTAMP_UNITS[unit]), index=s.index)
     rest = np.isnan(out.to_numpy()) & ~empty
     if rest.any():
         dt = pd.to_datetime(text[rest], errors="coerce", utc=True, format="ISO8601")
@@ -168,6 +189,7 @@ def from_tables(
     item_col: str = "item_id",
     rating_col: str | None = "rating",
     timestamp_col: str | None = "timestamp",
+    timestamp_unit: str = "auto",
     weight_col: str | None = None,
     item_attributes: Mapping[str, str] | Sequence[str] | None = None,
     user_attributes: Mapping[str, str] | Sequence[str] | None = None,
@@ -180,7 +202,10 @@ def from_tables(
     """Build a KnowledgeGraph from generic tables (DataFrames or CSV/TSV/Parquet paths).
 
     - ``interactions``: one row per (user, item) with optional rating / timestamp / weight.
-      ``rating_col`` / ``timestamp_col`` are used when present in the table.
+      ``rating_col`` / ``timestamp_col`` are used when present in the table. Numeric timestamps
+      are Unix time in ``timestamp_unit`` (``"s"``, ``"ms"``, ``"us"``, ``"ns"``); ``"auto"``
+      reads them by their size (a median past 1e11, the year 5138 in seconds, means
+      milliseconds, and so on) and the report counts those read as another unit than seconds.
     - ``items`` / ``users``: one row per node. ``item_text`` / ``user_text`` name the columns
       whose values, joined by ``". "``, are the node's text for the LM encoder (the first one
       is also its display name). Without them the text comes from the schema template.
@@ -205,7 +230,10 @@ def from_tables(
             raise DataError(src_i, 1, f"weight column '{weight_col}' not found", f"columns are {list(inter.columns)}")
         frame["weight"] = to_number(inter[weight_col], src_i, weight_col)
     if timestamp_col and timestamp_col in inter.columns:
-        frame["timestamp"] = to_unix_seconds(inter[timestamp_col], src_i, timestamp_col)
+        unit = detect_timestamp_unit(inter[timestamp_col], timestamp_unit)
+        frame["timestamp"] = to_unix_seconds(inter[timestamp_col], src_i, timestamp_col, unit=unit)
+        if unit != "s":
+            report[f"timestamps_read_as_{unit}"] = int(frame["timestamp"].notna().sum())
     sources = {"interactions": src_i}
 
     entities: list[pd.DataFrame] = []

@@ -99,3 +99,23 @@ def test_weight_column_and_no_items_table(frames: dict[str, pd.DataFrame]) -> No
     assert kg.interactions["rating"].isna().all()
     assert kg.interactions["weight"].tolist() == inter["plays"].astype(float).tolist()
     assert kg.num_items == inter["movie"].nunique()
+
+
+def test_millisecond_timestamps_are_read_as_milliseconds() -> None:
+    """Unix milliseconds (what JavaScript and many logs write) become seconds, said in the
+    report; timestamp_unit='s' takes the numbers as they are; ISO dates are unaffected."""
+    ms = pd.DataFrame({"user_id": ["1", "1", "2"], "item_id": ["a", "b", "a"],
+                       "timestamp": [1_700_000_000_123, 1_700_000_100_999, 1_700_000_200_000]})
+    kg = kgrec.from_tables(ms)
+    assert kg.interactions["timestamp"].tolist() == [1_700_000_000, 1_700_000_100, 1_700_000_200]
+    assert kg.report["timestamps_read_as_ms"] == 3
+    assert "timestamps_read_as_ms" in str(kg.summary())
+    secs = kgrec.from_tables(ms.assign(timestamp=ms["timestamp"] // 1000))
+    assert secs.interactions["timestamp"].tolist() == kg.interactions["timestamp"].tolist()
+    assert "timestamps_read_as_ms" not in secs.report
+    raw = kgrec.from_tables(ms, timestamp_unit="s")
+    assert raw.interactions["timestamp"].tolist() == ms["timestamp"].tolist()
+    iso = kgrec.from_tables(ms.assign(timestamp=["2023-11-14T22:13:20Z"] * 3))
+    assert iso.interactions["timestamp"].tolist() == [1_700_000_000] * 3
+    with pytest.raises(ValueError, match="timestamp_unit"):
+        kgrec.from_tables(ms, timestamp_unit="minutes")
