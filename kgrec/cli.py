@@ -377,6 +377,8 @@ def cold_start(
     attributes: AttrOpt = None,
     user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id",
     update: Annotated[bool, typer.Option(help="Replace items/users whose ids already exist instead of refusing.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse triples that name entities the model does not know "
+                                              "(by default they become new entities, with a warning).")] = False,
     k: Annotated[int, typer.Option(help="Items per user.")] = 20,
     store: Annotated[Optional[str], typer.Option(help="Also publish the new nodes and recommendations here.")] = None,
     save: Annotated[bool, typer.Option(help="Save the model with the new nodes added.")] = False,
@@ -394,14 +396,14 @@ def cold_start(
     if items is not None:
         with console.status(f"embedding new items from {items}"):
             rec.add_items(items=items, triples=triples, item_text=item_text.split(",") if item_text else None,
-                          attributes=_attributes(attributes), item_col=item_col, update=update)
+                          attributes=_attributes(attributes), item_col=item_col, update=update, strict=strict)
         new_ids = rec.added_items_
         frames.append(rec.recommend(rec.user_ids(), k=k, candidates=new_ids))
         console.print(f"added {len(new_ids)} items")
     if users is not None:
         with console.status(f"embedding new users from {users}"):
             rec.add_users(users=users, interactions=interactions, attributes=_attributes(attributes),
-                          user_col=user_col, update=update)
+                          user_col=user_col, update=update, strict=strict)
         new_users = rec.added_users_
         frames.append(rec.recommend(new_users, k=k))
         console.print(f"added {len(new_users)} users")
@@ -459,10 +461,15 @@ def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("KGREC_DEBUG") == "1"
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
-    if not debug:  # library deprecation notices are not the user's business
+    if not debug:  # library deprecation notices are not the user's business; kgrec's own warnings are
         import warnings
 
+        from .errors import UnknownEntityWarning
+
         warnings.simplefilter("ignore")
+        warnings.simplefilter("always", UnknownEntityWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: err_console.print(
+            f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
     try:
         app(standalone_mode=False)
     except typer.Exit as exc:

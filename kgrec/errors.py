@@ -56,3 +56,10 @@ class UnknownIdError(KgrecError, KeyError):
 
 class TrainingDivergedError(ModelError):
     """The training loss became NaN or infinite."""
+
+
+class UnknownEntityWarning(UserWarning):
+    """A batch of new items or users names entities the trained graph does not have: they become
+    new nodes (text, no trained ID). Often a spelling of a known one (``Sci-Fi`` for
+    ``genre:Sci-Fi``); ``strict=True`` makes it an error."""
+

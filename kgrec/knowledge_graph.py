@@ -147,6 +147,8 @@ class KnowledgeGraph:
     cold_items: frozenset[str] = frozenset()
     cold_users: frozenset[str] = frozenset()
     features: dict[str, np.ndarray] | None = None  # node type -> [num nodes, d], rows in table order
+    text_recipe: dict[str, dict] = field(default_factory=dict)  # node type -> {"text": [columns],
+    # "attributes": {column: kind}}: how from_tables built the nodes, which add_items / add_users reuse
 
     @classmethod
     def build(

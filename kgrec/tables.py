@@ -269,8 +269,27 @@ def from_tables(
         edge_frames.append(tf)
     ent_df = pd.concat(entities, ignore_index=True).drop_duplicates("entity_id") if entities else None
     trip_df = pd.concat(edge_frames, ignore_index=True) if edge_frames else None
-    return KnowledgeGraph.build(interactions=frame, users=users_df, items=items_df, entities=ent_df,
-                                triples=trip_df, name=name, report=report, sources=sources)
+    kg = KnowledgeGraph.build(interactions=frame, users=users_df, items=items_df, entities=ent_df,
+                              triples=trip_df, name=name, report=report, sources=sources)
+    kg.text_recipe = text_recipe(item_text, item_attributes, user_text, user_attributes)
+    return kg
+
+
+def text_recipe(item_text: str | Sequence[str] | None, item_attributes: Mapping[str, str] | Sequence[str] | None,
+                user_text: str | Sequence[str] | None = None,
+                user_attributes: Mapping[str, str] | Sequence[str] | None = None) -> dict[str, dict]:
+    """How nodes were built from their tables, per node type: the ``text`` columns and the
+    ``attributes`` columns (column -> entity kind), for the parts that were given."""
+    out: dict[str, dict] = {}
+    for node_type, text, attrs in (("item", item_text, item_attributes), ("user", user_text, user_attributes)):
+        recipe: dict = {}
+        if text:
+            recipe["text"] = [text] if isinstance(text, str) else list(text)
+        if attrs:
+            recipe["attributes"] = dict(attrs) if isinstance(attrs, Mapping) else {c: c for c in attrs}
+        if recipe:
+            out[node_type] = recipe
+    return out
 
 
 def node_frame(df: pd.DataFrame, id_col: str, key: str, text_cols: str | Sequence[str] | None,

@@ -126,13 +126,31 @@ def test_publish_then_cypher(model, tmp_path):
 
 
 def test_cold_start_command(model, tables, tmp_path):
+    """New items scored for every user; saved, they carry the text recipe of training (the
+    --item-text title,genres given to `kgrec train`, kept in the model directory) without being
+    told again; a triple naming an unknown entity is a one-line warning, or with --strict an error."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
     out = tmp_path / "cold.csv"
-    res = kgrec("cold-start", model, "--items", tables["new_items"], "--item-col", "movie", "--k", "2",
-                "--out", out)
+    res = kgrec("cold-start", copy, "--items", tables["new_items"], "--item-col", "movie", "--k", "2",
+                "--out", out, "--save")
     assert res.returncode == 0, res.stderr
     recs = pd.read_csv(out, dtype=str)
     assert set(recs["item_id"]) == {"new-1", "new-2"}
     assert recs["user_id"].nunique() == 300
+    items = pd.read_parquet(copy / "tables" / "items.parquet").set_index("item_id")
+    assert items.loc["new-1", "text"] == "Space Robots (2030). Sci-Fi|Action"
+    trip = tmp_path / "trip.csv"
+    pd.DataFrame({"head": ["new-3"], "relation": ["HAS_GENRE"], "tail": ["Cyberpunk"]}).to_csv(trip, index=False)
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"movie": ["new-3"], "title": ["Neon Rain (2032)"], "genres": ["Sci-Fi"]}).to_csv(new, index=False)
+    res = kgrec("cold-start", model, "--items", new, "--item-col", "movie", "--triples", trip, "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert "warning:" in res.stderr and "'Cyberpunk'" in res.stderr and "Traceback" not in res.stderr
+    one_line_error(kgrec("cold-start", model, "--items", new, "--item-col", "movie", "--triples", trip, "--out", out,
+                         "--strict"), "trip.csv row 2", "Cyberpunk")
 
 
 @pytest.mark.parametrize("make_args,needles", [

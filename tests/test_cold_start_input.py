@@ -81,3 +81,42 @@ def test_new_users_with_interactions_checked(ml, tmp_path):
     batch = prepare_new_nodes(ml, "user", users, interactions=inter, attributes={"occupation": "occupation"})
     assert batch.nodes.loc[0, "text"] == "User. Occupation: writer"
     assert batch.interactions["item_id"].tolist() == ["50"]
+
+
+def test_triples_naming_unknown_entities_warn_with_the_closest_known_or_fail_when_strict(ml):
+    """'Sci-Fi' where the graph has 'genre:Sci-Fi': a warning that names the known id (the new
+    node is still made), and with strict=True an error at the triple's row that adds nothing."""
+    from kgrec.errors import UnknownEntityWarning
+
+    new = pd.DataFrame({"item_id": ["n1"], "title": ["Space Robots (2030)"]})
+    trip = pd.DataFrame({"head": ["n1", "n1"], "relation": ["HAS_GENRE", "HAS_GENRE"],
+                         "tail": ["genre:Action", "Sci-Fi"]})
+    with pytest.warns(UnknownEntityWarning, match=r"'Sci-Fi' \(closest known: genre:Sci-Fi"):
+        batch = prepare_new_nodes(ml, "item", new, triples=trip)
+    assert batch.entities["entity_id"].tolist() == ["Sci-Fi"]
+    with pytest.raises(DataError, match=r"row 1: 1 entity named by the triples is not in the trained graph.*"
+                                        r"genre:Sci-Fi.*Fix"):
+        prepare_new_nodes(ml, "item", new, triples=trip, strict=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownEntityWarning)  # known entities only: no warning
+        prepare_new_nodes(ml, "item", new, triples=trip.iloc[:1])
+
+
+def test_new_nodes_reuse_the_text_and_attribute_columns_of_training():
+    """A graph built with from_tables(item_text=("title", "genres"), item_attributes=...) gives a
+    batch with the same columns the same text and the same attribute edges, unless told otherwise."""
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"]})
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["Alien", "Heat"], "genres": ["Sci-Fi|Horror", "Crime"]})
+    kg = kgrec.from_tables(inter, items=items, item_text=("title", "genres"), item_attributes={"genres": "genre"})
+    assert kg.text_recipe == {"item": {"text": ["title", "genres"], "attributes": {"genres": "genre"}}}
+    trained_text = kg.items.set_index("item_id").loc["a", "text"]
+    new = pd.DataFrame({"item_id": ["c"], "title": ["Alien"], "genres": ["Sci-Fi|Horror"]})
+    batch = prepare_new_nodes(kg.with_interactions(kg.interactions), "item", new)
+    assert batch.nodes.loc[0, "text"] == trained_text
+    assert sorted(batch.triples["tail"]) == ["genre:Horror", "genre:Sci-Fi"] and len(batch.entities) == 0
+    told = prepare_new_nodes(kg, "item", new, text="title", attributes={})
+    assert told.nodes.loc[0, "text"] != trained_text and len(told.triples) == 0
+    other_columns = prepare_new_nodes(kg, "item", pd.DataFrame({"item_id": ["d"], "name": ["Up"]}))
+    assert other_columns.nodes.loc[0, "name"] == "Up"

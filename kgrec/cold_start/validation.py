@@ -15,7 +15,9 @@ Policies (each counted in the returned ``report``):
 
 from __future__ import annotations
 
+import difflib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, UnknownEntityWarning
 from ..knowledge_graph import (ENTITY_COLUMNS, ITEM_COLUMNS, TRIPLE_COLUMNS, USER_COLUMNS, KnowledgeGraph, isin,
                               typed_frame)
 from ..tables import attribute_edges, node_frame, read_table, to_number
@@ -99,11 +101,23 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
                       triples: TableLike | None = None, interactions: TableLike | None = None,
                       text: str | Sequence[str] | None = None,
                       attributes: Mapping[str, str] | Sequence[str] | None = None,
-                      id_col: str | None = None, update: bool = False, multi_value_sep: str = "|") -> ValidatedBatch:
-    """Validate a batch of new ``item`` or ``user`` rows against ``graph`` (see module doc)."""
+                      id_col: str | None = None, update: bool = False, multi_value_sep: str = "|",
+                      strict: bool = False) -> ValidatedBatch:
+    """Validate a batch of new ``item`` or ``user`` rows against ``graph`` (see module doc).
+
+    Without ``text`` / ``attributes``, the columns that built the trained nodes' texts and
+    attributes (``graph.text_recipe``, from :func:`kgrec.from_tables`) are used when the batch
+    has them all, so that new nodes are described as the trained ones were. Triple tails naming
+    no known entity raise :class:`kgrec.errors.UnknownEntityWarning` with the closest known ids
+    (with ``strict``, a :class:`DataError` at the row)."""
     key = "item_id" if node_type == "item" else "user_id"
     id_col = id_col or key
     df, src = read_table(table, required=[id_col])
+    recipe = graph.text_recipe.get(node_type, {})
+    if text is None and recipe.get("text") and set(recipe["text"]) <= set(df.columns):
+        text = list(recipe["text"])
+    if attributes is None and recipe.get("attributes") and set(recipe["attributes"]) <= set(df.columns):
+        attributes = dict(recipe["attributes"])
     if df.empty:
         raise DataError(src, None, f"no {node_type}s in the table", f"give at least one {node_type} row")
     ids = df[id_col].astype("string").str.strip()
@@ -170,6 +184,8 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
                                 f"add the {t} first or drop the triple")
     ent_refs = pd.concat([trip.loc[trip["head_type"] == "entity", "head"], trip.loc[trip["tail_type"] == "entity", "tail"]])
     new_ent_ids = pd.unique(ent_refs[~isin(ent_refs, known["entity"]).to_numpy()])
+    if triples is not None:
+        _check_triple_entities(trip.iloc[len(attr_edges):], known["entity"], src_t or src, strict)
     # attribute values keep their kind and name; other new tails are KG entities named by their id
     ents = pd.DataFrame({"entity_id": pd.Series(new_ent_ids, dtype="string")})
     if len(attr_ents):
@@ -223,6 +239,36 @@ def prepare_new_nodes(graph: KnowledgeGraph, node_type: str, table: TableLike, *
               "new_entities": len(entities), "new_knowledge_edges": len(trip), "new_interactions": len(inter)}
     return ValidatedBatch(node_type, nodes.reset_index(drop=True), trip, entities, inter,
                     replaced=ids[clash].tolist(), report=report)
+
+
+def _check_triple_entities(trip: pd.DataFrame, known: pd.Series, src: str, strict: bool) -> None:
+    """Warn (or with ``strict`` raise at the first row) about triple ends typed ``entity`` that
+    name no known entity, listing the closest known ids of each (at most five shown)."""
+    unknown_rows = np.zeros(len(trip), dtype=bool)
+    values: list[str] = []
+    for end in ("head", "tail"):
+        sel = (trip[f"{end}_type"] == "entity").to_numpy() & ~isin(trip[end], known).to_numpy()
+        unknown_rows |= sel
+        values += trip[end][sel].astype(str).tolist()
+    if not unknown_rows.any():
+        return
+    names = list(dict.fromkeys(values))
+    known_ids = known.astype(str).tolist()
+    hints = [f"'{v}' (closest known: {', '.join(_closest(v, known_ids)) or 'none'})" for v in names[:5]]
+    problem = (f"{len(names)} entit{'y' if len(names) == 1 else 'ies'} named by the triples "
+               f"{'is' if len(names) == 1 else 'are'} not in the trained graph: {'; '.join(hints)}"
+               + (" ..." if len(names) > 5 else ""))
+    fix = "name the known entity (ids as in the trained graph, e.g. genre:Sci-Fi), or keep them as new nodes"
+    if strict:
+        raise DataError(src, _row(src, int(np.flatnonzero(unknown_rows)[0])), problem, fix)
+    warnings.warn(f"{src}: {problem}. They become new nodes with text but no trained ID. Fix: {fix} "
+                  "(strict=True makes this an error)", UnknownEntityWarning, stacklevel=4)
+
+
+def _closest(value: str, known: list[str], n: int = 3) -> list[str]:
+    """Known ids that end with ``:value`` (the same name under its kind), then difflib's closest."""
+    same_name = [k for k in known if k.endswith(":" + value)][:n]
+    return list(dict.fromkeys(same_name + difflib.get_close_matches(value, known, n=n, cutoff=0.6)))[:n]
 
 
 def _row(src: str, index: int) -> int:

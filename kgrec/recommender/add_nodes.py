@@ -38,7 +38,7 @@ class AddNodesMixin:
     def add_items(self, items: TableLike, triples: TableLike | None = None, *,
                   item_text: str | Sequence[str] | None = None,
                   attributes: dict[str, str] | Sequence[str] | None = None, item_col: str = "item_id",
-                  update: bool = False) -> "AddNodesMixin":
+                  update: bool = False, strict: bool = False) -> "AddNodesMixin":
         """Add items that have text and/or attributes but no interactions, without retraining.
 
         ``items``: a table with ``item_col`` and a ``title``/``name``/``text`` column (or
@@ -51,10 +51,15 @@ class AddNodesMixin:
         warm rankings change only by the new items entering them. ``update=True`` replaces
         items that exist: their text, knowledge edges and interactions are dropped and the
         batch's rows and edges take their place. The whole batch is validated first: a bad
-        batch raises :class:`DataError` and adds nothing."""
+        batch raises :class:`DataError` and adds nothing.
+
+        Without ``item_text`` / ``attributes``, the columns that built the trained items (given
+        to :func:`kgrec.from_tables`) are used when the table has them. Triple tails that name
+        no known entity become new entities with a :class:`kgrec.errors.UnknownEntityWarning`
+        that lists the closest known ones; ``strict=True`` refuses the batch instead."""
         self._check_fitted()
         batch = prepare_new_nodes(self.graph_, "item", items, triples=triples, text=item_text,
-                                  attributes=attributes, id_col=item_col, update=update)
+                                  attributes=attributes, id_col=item_col, update=update, strict=strict)
         self._add(batch)
         self.added_items_ = batch.ids
         return self
@@ -62,15 +67,16 @@ class AddNodesMixin:
     def add_users(self, users: TableLike, interactions: TableLike | None = None, *,
                   user_text: str | Sequence[str] | None = None,
                   attributes: dict[str, str] | Sequence[str] | None = None, triples: TableLike | None = None,
-                  user_col: str = "user_id", update: bool = False) -> "AddNodesMixin":
+                  user_col: str = "user_id", update: bool = False, strict: bool = False) -> "AddNodesMixin":
         """Add users known by attributes (``{"occupation": "occupation"}``), text and/or a few
         ``interactions`` (``user_id, item_id``), without retraining; then ``recommend`` treats
         them like any user (their given interactions count as seen). ``update=True`` replaces
         users that exist, their old interactions and knowledge edges included. Validated as a
-        whole like :meth:`add_items`."""
+        whole like :meth:`add_items`, with the same text recipe, warning and ``strict``."""
         self._check_fitted()
         batch = prepare_new_nodes(self.graph_, "user", users, triples=triples, interactions=interactions,
-                                  text=user_text, attributes=attributes, id_col=user_col, update=update)
+                                  text=user_text, attributes=attributes, id_col=user_col, update=update,
+                                  strict=strict)
         self._add(batch)
         self.added_users_ = batch.ids
         return self

@@ -53,7 +53,7 @@ def save_recommender(path: str | os.PathLike, saved: SavedRecommender) -> Path:
         tensors[f"features_{nt}"] = torch.as_tensor(np.asarray(arr, dtype=np.float32))
     params = {k: v for k, v in saved.params.items() if k not in LOAD_TIME_PARAMS}
     config = {"params": params, "early_stopping": saved.early_stopping, "graph_name": g.name, "report": g.report,
-              "counts": saved.counts}
+              "text_recipe": g.text_recipe, "counts": saved.counts}
     tables = {name: getattr(g, name) for name in GRAPH_TABLES}
     if saved.holdout is not None:
         tables["holdout"] = saved.holdout.astype(str)
@@ -81,7 +81,8 @@ def load_recommender(path: str | os.PathLike, device: str = "auto") -> SavedReco
     columns = {"users": USER_COLUMNS, "items": ITEM_COLUMNS, "entities": ENTITY_COLUMNS,
                "interactions": INTERACTION_COLUMNS, "triples": TRIPLE_COLUMNS}
     graph = KnowledgeGraph(**{name: typed_frame(tables[name], columns[name], name) for name in GRAPH_TABLES},
-                           name=config.get("graph_name", ""), report=config.get("report", {}), features=features)
+                           name=config.get("graph_name", ""), report=config.get("report", {}), features=features,
+                           text_recipe=config.get("text_recipe", {}))
     added = {k: v for k, v in tensors.items() if k.startswith(("extra_", "added_"))}
     return SavedRecommender(params, trained, graph, config.get("early_stopping"), tables.get("holdout"), added,
                             config.get("counts", {}))
