@@ -7,17 +7,16 @@ with code 2; ``--debug`` (or KGREC_DEBUG=1) shows the traceback instead.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from .cli_io import (attribute_columns, console, counts_frame, emit, frame_table, id_list, metrics_table, paste,
+                     shell_arg, typed_params)
 from .errors import KgrecError
 
 app = typer.Typer(
@@ -29,7 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help text as written: "[rating, timestamp]" is not markup
 )
-console = Console()
 err_console = Console(stderr=True)
 
 DataArg = Annotated[Optional[Path], typer.Option("--data", help="Data set folder (MovieLens, HetRec Last.fm or KGAT); "
@@ -46,6 +44,9 @@ AttrOpt = Annotated[Optional[str], typer.Option("--attributes", help="Columns th
                                                  "column=kind pairs: genres=genre,director=person. Cells may hold several values split by |.")]
 EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the generic tables, e.g. "
                                                     "latin-1 (default: UTF-8).")]
+MinRatingOpt = Annotated[Optional[float], typer.Option(
+    "--min-rating", help="Interactions rated below this are not positives and are dropped (default: every "
+                         "interaction counts, whatever its rating).")]
 StoreOpt = Annotated[str, typer.Option("--store", help="Graph store: a file path (embedded) or bolt://host:7687 (Neo4j).")]
 
 
@@ -64,41 +65,13 @@ def _options(version: Annotated[bool, typer.Option("--version", callback=_versio
     items, inspect the results with Cypher. Start with:  kgrec quickstart --data path/to/ml-100k"""
 
 
-def _paste(command: str) -> None:
-    """Print a command for the user to paste: verbatim, one line, no markup or wrapping."""
-    print(f"  {command}", flush=True)
-
-
-def _shell_arg(text: str) -> str:
-    """``text`` as one shell word: in double quotes where nothing in it is special there (Cypher's
-    single quotes stay readable), else quoted by :func:`shlex.quote`."""
-    if re.fullmatch(r"[\w./:@+-]+", text):
-        return text
-    if text and not any(c in text for c in '"$`\\!'):
-        return f'"{text}"'
-    return shlex.quote(text)
-
-
-def _attributes(spec: str | None) -> dict[str, str] | None:
-    """``genres=genre,tags`` -> ``{"genres": "genre", "tags": "tags"}``."""
-    if not spec:
-        return None
-    out = {}
-    for part in spec.split(","):
-        col, _, kind = part.strip().partition("=")
-        if not col:
-            raise KgrecError(f"--attributes '{spec}' has an empty column name. Fix: write e.g. genres=genre")
-        out[col] = kind.strip() or col
-    return out
-
-
 def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | None = None, items: Path | None = None,
           users: Path | None = None, triples: Path | None = None, item_text: str | None = None,
           user_col: str = "user_id", item_col: str = "item_id", attributes: str | None = None,
           encoding: str | None = None):
     from .datasets import load_dataset
 
-    options = {"user_col": user_col, "item_col": item_col, "item_attributes": _attributes(attributes)} \
+    options = {"user_col": user_col, "item_col": item_col, "item_attributes": attribute_columns(attributes)} \
         if interactions else {}
     if interactions and encoding:
         options["encoding"] = encoding
@@ -109,33 +82,6 @@ def _load(data: Path | None, kg_dir: Path | None = None, interactions: Path | No
                             item_text=item_text.split(",") if item_text else None, **options)
 
 
-def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
-    """One row per metric, one column per cutoff (``recall@10`` -> row ``recall``, column ``@10``):
-    fits an 80-column terminal, where a column per metric@k would be cut to ``0.…``."""
-    from .evaluation import METRIC_NAMES  # the CLI imports torch only when a command needs it
-
-    ks = sorted({int(name.split("@")[1]) for name in metrics if "@" in name})
-    order = {name: pos for pos, name in enumerate(METRIC_NAMES)}
-    names = sorted({name.split("@")[0] for name in metrics if "@" in name},
-                   key=lambda n: (order.get(n, len(order)), n))
-    table = Table(title=title)
-    table.add_column("metric")
-    for k in ks:
-        table.add_column(f"@{k}", justify="right")
-    for name in names:
-        table.add_row(name, *[f"{metrics[f'{name}@{k}']:.4f}" if f"{name}@{k}" in metrics else "" for k in ks])
-    return table
-
-
-def _recs_table(df, title: str) -> Table:
-    table = Table(title=title)
-    for c in df.columns:
-        table.add_column(str(c), justify="right" if c in ("score", "rank", "weight") else "left")
-    for row in df.itertuples(index=False):
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
-    return table
-
-
 @app.command()
 def quickstart(
     data: DataArg = None,
@@ -143,6 +89,7 @@ def quickstart(
     model_dir: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("kgrec-model"),
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's default).")] = None,
     k: Annotated[int, typer.Option(help="Recommendations per user to publish.")] = 20,
+    min_rating: MinRatingOpt = None,
 ) -> None:
     """Train on MovieLens-100K end to end: load, split 80/20, train, evaluate, publish to the
     embedded store, and show one user's top-10 with reasons and the Cypher to try next."""
@@ -159,14 +106,14 @@ def quickstart(
     if path is None:
         console.print("no --data given and no local copy: downloading MovieLens-100K")
         path = loaders.download_movielens("ml-100k")
-    kg = _load(path)
-    console.print(str(kg.summary()))
+    kg = _load(path).with_min_rating(min_rating)
+    console.print(str(kg.summary()), markup=False, highlight=False)
     train, test = kg.split("random", test=0.2, seed=0)
     rec = Recommender(**({"epochs": epochs} if epochs is not None else {}))
     rec.fit(train)
     rec.holdout_ = test.interactions[["user_id", "item_id"]]  # `kgrec evaluate MODEL` scores it
     metrics = rec.evaluate(test, k=(10, 20))
-    console.print(_metrics_table("MovieLens-100K, random 80/20 split (seed 0)", metrics))
+    console.print(metrics_table("MovieLens-100K, random 80/20 split (seed 0)", metrics))
     rec.save(model_dir)
     with open_store(store) as st:
         with console.status(f"publishing graph and top-{k} recommendations to {store}"):
@@ -176,19 +123,19 @@ def quickstart(
     reasons = [rec.reason(user, item) for item in top["item_id"]]
     names = rec.item_names(top["item_id"])
     shown = top.assign(title=names, reason=reasons)[["rank", "item_id", "title", "score", "reason"]]
-    console.print(_recs_table(shown, f"top-10 for user {user}"))
+    console.print(frame_table(shown, f"top-10 for user {user}"))
     console.print(f"model saved to {model_dir}; graph and recommendations in {store} "
                   f"({time.perf_counter() - t0:.0f} s end to end). Try:", markup=False, highlight=False)
-    item, db, md = top["item_id"].iloc[0], _shell_arg(str(store)), _shell_arg(str(model_dir))
+    item, db, md = top["item_id"].iloc[0], shell_arg(str(store)), shell_arg(str(model_dir))
     recommended = (f"MATCH (u:User {{id: '{user}'}})-[r:RECOMMENDED]->(i:Item) "
                    "RETURN i.name, r.score ORDER BY r.score DESC LIMIT 10")
     explains = (f"MATCH (u:User {{id: '{user}'}})-[e:EXPLAINS]->(n) "
                 "RETURN e.item, e.path, e.weight ORDER BY e.item, e.rank LIMIT 20")
-    _paste(f"kgrec cypher {_shell_arg(recommended)} --store {db}")
-    _paste(f"kgrec cypher {_shell_arg(explains)} --store {db}")
-    _paste(f"kgrec cypher --query why_recommended -p user={user} -p item={item} --store {db}")
-    _paste(f"kgrec explain {md} {user} {item}")
-    _paste(f"kgrec evaluate {md}")
+    paste(f"kgrec cypher {shell_arg(recommended)} --store {db}")
+    paste(f"kgrec cypher {shell_arg(explains)} --store {db}")
+    paste(f"kgrec cypher --query why_recommended -p user={user} -p item={item} --store {db}")
+    paste(f"kgrec explain {md} {user} {item}")
+    paste(f"kgrec evaluate {md}")
 
 
 @app.command()
@@ -197,7 +144,7 @@ def train(
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
     user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
-    encoding: EncodingOpt = None,
+    encoding: EncodingOpt = None, min_rating: MinRatingOpt = None,
     test: Annotated[float, typer.Option(help="Fraction held out for `kgrec evaluate` (0 trains on everything).")] = 0.2,
     split: Annotated[str, typer.Option(help="random, temporal, cold_items or cold_users.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
@@ -209,12 +156,13 @@ def train(
     `kgrec evaluate MODEL` scores exactly it."""
     from .recommender import Recommender
 
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes, encoding)
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,
+               encoding).with_min_rating(min_rating)
     train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
     rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs is not None else {})).fit(train_kg)
     if test_kg is not None:
         rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
-        console.print(_metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
+        console.print(metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
     rec.save(out)
     console.print(f"saved {out}")
 
@@ -237,7 +185,7 @@ def evaluate(
         metrics = rec.evaluate(df[["user_id", "item_id"]], k=cuts)
     else:
         metrics = rec.evaluate(None, k=cuts)
-    console.print(_metrics_table(str(model), metrics))
+    console.print(metrics_table(str(model), metrics))
 
 
 @app.command()
@@ -252,13 +200,13 @@ def recommend(
     """Top-k items for the given users, in your ids."""
     from .recommender import Recommender
 
-    ids = _id_list(users)
+    ids = id_list(users)
     if not ids:
         raise KgrecError(f"--users '{users}' names no user. Fix: pass ids like --users 1,2 or @file with one per line")
     rec = Recommender.load(model)
-    cands = _id_list("@" + str(candidates)) if candidates else None
+    cands = id_list("@" + str(candidates)) if candidates else None
     df = rec.recommend(ids, k=k, candidates=cands, exclude_seen=not include_seen)
-    _emit(df, out, f"top-{k}")
+    emit(df, out, f"top-{k}")
 
 
 @app.command()
@@ -279,7 +227,7 @@ def publish(
                             f"per recommendation to {store}"):
             rec.publish(st, k=k, explanations=explanations)
         counts = st.counts()
-    console.print(_recs_table(_counts_frame(counts), f"published to {store}"))
+    console.print(frame_table(counts_frame(counts), f"published to {store}"))
 
 
 @app.command()
@@ -293,7 +241,7 @@ def explain(
     from .recommender import Recommender
 
     rec = Recommender.load(model)
-    _emit(rec.explain(user, item, top=top), None, f"why {item} for user {user}")
+    emit(rec.explain(user, item, top=top), None, f"why {item} for user {user}")
 
 
 @app.command()
@@ -321,7 +269,7 @@ def cypher(
     if named is not None and named not in inspection.NAMED:
         raise KgrecError(f"no packaged query named '{named}'. Fix: use one of {', '.join(inspection.NAMED)}")
     text = query if named is None else inspection.query_text(named)
-    params = _typed_params(param or [], text)
+    params = typed_params(param or [], text)
     if not str(store).startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")) and not Path(store).exists():
         raise KgrecError(f"store {store} does not exist. Fix: run `kgrec quickstart` or `kgrec publish` first, "
                          f"or pass --store")
@@ -330,39 +278,7 @@ def cypher(
             df = st.query(query, **params) if named is None else inspection.run_named(st, named, **params)
         except TypeError as exc:  # a packaged query's parameter missing or unknown
             raise KgrecError(f"--query {named}: {exc}. Fix: pass its parameters with -p name=value") from None
-    _emit(df, out, None)
-
-
-PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": lambda v: _boolean(v)}
-
-
-def _boolean(value: str) -> bool:
-    if value.strip().lower() in ("true", "1", "yes"):
-        return True
-    if value.strip().lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(f"'{value}' is not a boolean")
-
-
-def _typed_params(specs: list[str], cypher_text: str) -> dict[str, Any]:
-    """``name=value`` / ``name:type=value`` options as query parameters: strings unless typed, and
-    integers where ``cypher_text`` uses the parameter as a ``LIMIT`` or ``SKIP`` count (which
-    Cypher requires to be an integer)."""
-    counts = set(re.findall(r"\b(?:LIMIT|SKIP)\s+\$([A-Za-z_]\w*)", cypher_text, flags=re.IGNORECASE))
-    params: dict[str, Any] = {}
-    for spec in specs:
-        name, sep, value = spec.partition("=")
-        if not sep or not name:
-            raise KgrecError(f"--param '{spec}' is not name=value. Fix: write e.g. --param user=42 or -p limit:int=5")
-        name, _, kind = name.partition(":")
-        kind = kind or ("int" if name in counts else "str")
-        if kind not in PARAM_TYPES:
-            raise KgrecError(f"--param '{spec}': unknown type '{kind}'. Fix: use one of {', '.join(PARAM_TYPES)}")
-        try:
-            params[name] = PARAM_TYPES[kind](value)
-        except ValueError:
-            raise KgrecError(f"--param '{spec}': '{value}' is not of type {kind}. Fix: pass a {kind} value or drop the type")
-    return params
+    emit(df, out, None)
 
 
 @app.command("cold-start")
@@ -396,13 +312,13 @@ def cold_start(
     if items is not None:
         with console.status(f"embedding new items from {items}"):
             rec.add_items(items=items, triples=triples, item_text=item_text.split(",") if item_text else None,
-                          attributes=_attributes(attributes), item_col=item_col, update=update, strict=strict)
+                          attributes=attribute_columns(attributes), item_col=item_col, update=update, strict=strict)
         new_ids = rec.added_items_
         frames.append(rec.recommend(rec.user_ids(), k=k, candidates=new_ids))
         console.print(f"added {len(new_ids)} items")
     if users is not None:
         with console.status(f"embedding new users from {users}"):
-            rec.add_users(users=users, interactions=interactions, attributes=_attributes(attributes),
+            rec.add_users(users=users, interactions=interactions, attributes=attribute_columns(attributes),
                           user_col=user_col, update=update, strict=strict)
         new_users = rec.added_users_
         frames.append(rec.recommend(new_users, k=k))
@@ -426,34 +342,13 @@ def summary(
     data: DataArg = None, kg_dir: KgDirOpt = None, interactions: InterOpt = None, items: ItemsOpt = None,
     users: UsersOpt = None, triples: TriplesOpt = None, item_text: ItemTextOpt = None,
     user_col: UserColOpt = "user_id", item_col: ItemColOpt = "item_id", attributes: AttrOpt = None,
-    encoding: EncodingOpt = None,
+    encoding: EncodingOpt = None, min_rating: MinRatingOpt = None,
 ) -> None:
-    """Load a data set and print its counts (nodes, edges, density, cold nodes, input policies)."""
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes, encoding)
-    console.print(str(kg.summary()))
-
-
-def _id_list(spec: str) -> list[str]:
-    if spec.startswith("@"):
-        path = Path(spec[1:])
-        if not path.exists():
-            raise KgrecError(f"{path}: file not found. Fix: check the path")
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [s.strip() for s in spec.split(",") if s.strip()]
-
-
-def _counts_frame(counts: dict):
-    import pandas as pd
-
-    return pd.DataFrame({"what": list(counts), "count": [str(v) for v in counts.values()]})
-
-
-def _emit(df, out: Path | None, title: str | None) -> None:
-    if out is not None:
-        df.to_csv(out, index=False)
-        console.print(f"wrote {len(df):,} rows to {out}")
-    else:
-        console.print(_recs_table(df, title or ""))
+    """Load a data set and print its counts (nodes, edges, density, cold nodes, what is done
+    with ratings, input policies)."""
+    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,
+               encoding).with_min_rating(min_rating)
+    console.print(str(kg.summary()), markup=False, highlight=False)
 
 
 def main() -> None:

@@ -103,10 +103,12 @@ class GraphSummary:
     relations: dict[str, int]
     density: float
     report: dict[str, int]
+    ratings: str = ""  # what kgrec does with the interactions' ratings, in a sentence
 
     def to_dict(self) -> dict:
         return {"name": self.name, **self.counts, "entity_kinds": dict(self.entity_kinds),
-                "relations": dict(self.relations), "density": self.density, "report": dict(self.report)}
+                "relations": dict(self.relations), "density": self.density, "report": dict(self.report),
+                "ratings": self.ratings}
 
     def __getitem__(self, key: str) -> int:
         return self.counts[key]
@@ -125,6 +127,8 @@ class GraphSummary:
             lines += [f"    {k[:26]:<26}{v:>12,}" for k, v in shown[:25]]
             if len(shown) > 25:
                 lines.append(f"    ... {len(shown) - 25} more relations")
+        if self.ratings:
+            lines.append(f"  ratings: {self.ratings}")
         if self.report:
             lines.append("  input policies applied (rows):")
             lines += [f"    {k:<40}{v:>10,}" for k, v in self.report.items()]
@@ -349,7 +353,32 @@ class KnowledgeGraph:
         }
         density = len(inter) / max(1, self.num_users * self.num_items)
         return GraphSummary(self.name, counts, {str(k): int(v) for k, v in kinds.items()},
-                            {str(k): int(v) for k, v in rel.items()}, density, dict(self.report))
+                            {str(k): int(v) for k, v in rel.items()}, density, dict(self.report),
+                            self._ratings_policy())
+
+    def _ratings_policy(self) -> str:
+        """A sentence on the ratings: their range, and that every interaction is a positive."""
+        rated = self.interactions["rating"].dropna()
+        if rated.empty:
+            return ""
+        dropped = self.report.get("interactions_below_min_rating_dropped", 0)
+        kept = (f"{dropped:,} rated below the min_rating threshold were dropped; " if dropped else "")
+        return (f"{len(rated):,} rated from {rated.min():g} to {rated.max():g}; {kept}every interaction kept is "
+                "a positive (min_rating= drops low ones; Recommender(interaction_weight='rating') weighs the "
+                "loss by them)")
+
+    def with_min_rating(self, min_rating: float | None) -> "KnowledgeGraph":
+        """The graph without the interactions rated below ``min_rating`` (those without a rating
+        stay): what counts as a positive. The dropped rows are counted in the report
+        (``interactions_below_min_rating_dropped``); users and items stay nodes. ``None`` keeps all."""
+        if min_rating is None:
+            return self
+        rating = self.interactions["rating"].to_numpy(dtype=float, na_value=np.nan)
+        low = rating < float(min_rating)
+        out = self.with_interactions(self.interactions[~low])
+        out.report["interactions_below_min_rating_dropped"] = (
+            self.report.get("interactions_below_min_rating_dropped", 0) + int(low.sum()))
+        return out
 
     # ------------------------------------------------------------------ splits
     def split(self, kind: SplitKind = "random", test: float = 0.2, valid: float = 0.0,
@@ -364,66 +393,11 @@ class KnowledgeGraph:
           stay in the graph. ``valid`` holds out a further set the same way.
 
         Deterministic for a given ``seed``. Returns ``(train, test)`` or, with ``valid > 0``,
-        ``(train, valid, test)``.
+        ``(train, valid, test)`` (:func:`kgrec.splits.split_graph`).
         """
-        if kind not in ("random", "temporal", "cold_items", "cold_users"):
-            raise DataError("KnowledgeGraph.split", None, f"unknown split kind '{kind}'",
-                            "use 'random', 'temporal', 'cold_items' or 'cold_users'")
-        if not 0.0 < test < 1.0 or not 0.0 <= valid < 1.0 or test + valid >= 1.0:
-            raise DataError("KnowledgeGraph.split", None, f"split fractions test={test}, valid={valid} are out of range",
-                            "use 0 < test < 1, 0 <= valid < 1 and test + valid < 1 (e.g. test=0.2)")
-        inter = self.interactions
-        rng = np.random.default_rng(seed)
-        n = len(inter)
-        part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test
-        if kind in ("random", "temporal"):
-            if kind == "temporal":
-                ts = inter["timestamp"]
-                if ts.isna().any():
-                    raise DataError("interactions", int(np.flatnonzero(ts.isna().to_numpy())[0]),
-                                    f"the temporal split needs a timestamp on every interaction "
-                                    f"({int(ts.isna().sum())} are missing)",
-                                    "give every interaction a timestamp, or use split('random')")
-                order_key = ts.to_numpy(dtype=np.int64).astype(np.float64) + rng.random(n) * 1e-3
-                order_key = -order_key  # latest first
-            else:
-                order_key = rng.random(n)
-            users = inter["user_id"].to_numpy()
-            codes, _ = pd.factorize(users)
-            order = np.lexsort((order_key, codes))
-            sizes = np.bincount(codes)
-            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            rank = np.empty(n, dtype=np.int64)
-            rank[order] = np.arange(n) - np.repeat(starts, sizes)
-            size_of = sizes[codes]
-            n_test = np.minimum(np.floor(size_of * test + 0.5).astype(np.int64), size_of - 1)
-            n_valid = np.minimum(np.floor(size_of * valid + 0.5).astype(np.int64), size_of - 1 - n_test)
-            part[rank < n_test] = 2
-            part[(rank >= n_test) & (rank < n_test + n_valid)] = 1
-            held_items: frozenset[str] = frozenset()
-            held_users: frozenset[str] = frozenset()
-        elif kind in ("cold_items", "cold_users"):
-            col = "item_id" if kind == "cold_items" else "user_id"
-            ids = np.sort(pd.unique(inter[col].to_numpy()).astype(str))
-            perm = rng.permutation(len(ids))
-            n_test = int(round(len(ids) * test))
-            n_valid = int(round(len(ids) * valid))
-            test_ids = set(ids[perm[:n_test]].tolist())
-            valid_ids = set(ids[perm[n_test:n_test + n_valid]].tolist())
-            vals = inter[col]
-            part[isin(vals, test_ids).to_numpy()] = 2
-            part[isin(vals, valid_ids).to_numpy()] = 1
-            held = frozenset(test_ids | valid_ids)
-            held_items = held if kind == "cold_items" else frozenset()
-            held_users = held if kind == "cold_users" else frozenset()
-        else:  # pragma: no cover - checked above
-            raise AssertionError(kind)
-        extra = {"cold_items": held_items | self.cold_items, "cold_users": held_users | self.cold_users}
-        train = self.with_interactions(inter[part == 0], **extra)
-        test_kg = self.with_interactions(inter[part == 2], **extra)
-        if valid > 0:
-            return train, self.with_interactions(inter[part == 1], **extra), test_kg
-        return train, test_kg
+        from .splits import split_graph
+
+        return split_graph(self, kind, test, valid, seed)
 
 
 def _check_ids(df: pd.DataFrame, cols: list[str], source: str) -> None:

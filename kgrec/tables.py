@@ -190,6 +190,7 @@ def from_tables(
     rating_col: str | None = "rating",
     timestamp_col: str | None = "timestamp",
     timestamp_unit: str = "auto",
+    min_rating: float | None = None,
     weight_col: str | None = None,
     item_attributes: Mapping[str, str] | Sequence[str] | None = None,
     user_attributes: Mapping[str, str] | Sequence[str] | None = None,
@@ -206,6 +207,8 @@ def from_tables(
       are Unix time in ``timestamp_unit`` (``"s"``, ``"ms"``, ``"us"``, ``"ns"``); ``"auto"``
       reads them by their size (a median past 1e11, the year 5138 in seconds, means
       milliseconds, and so on) and the report counts those read as another unit than seconds.
+      Every interaction is a positive unless ``min_rating`` is set: rows rated below it are then
+      dropped and counted (rows without a rating stay).
     - ``items`` / ``users``: one row per node. ``item_text`` / ``user_text`` name the columns
       whose values, joined by ``". "``, are the node's text for the LM encoder (the first one
       is also its display name). Without them the text comes from the schema template.
@@ -272,7 +275,7 @@ def from_tables(
     kg = KnowledgeGraph.build(interactions=frame, users=users_df, items=items_df, entities=ent_df,
                               triples=trip_df, name=name, report=report, sources=sources)
     kg.text_recipe = text_recipe(item_text, item_attributes, user_text, user_attributes)
-    return kg
+    return kg.with_min_rating(min_rating)
 
 
 def text_recipe(item_text: str | Sequence[str] | None, item_attributes: Mapping[str, str] | Sequence[str] | None,

@@ -119,3 +119,20 @@ def test_millisecond_timestamps_are_read_as_milliseconds() -> None:
     assert iso.interactions["timestamp"].tolist() == [1_700_000_000] * 3
     with pytest.raises(ValueError, match="timestamp_unit"):
         kgrec.from_tables(ms, timestamp_unit="minutes")
+
+
+def test_min_rating_decides_what_counts_and_the_summary_says_it() -> None:
+    """Every interaction is a positive unless min_rating drops the low ones; the summary states
+    the policy and the count dropped."""
+    df = pd.DataFrame({"user_id": ["1", "1", "2", "2", "3"], "item_id": ["a", "b", "a", "c", "b"],
+                       "rating": [5, 1, 4, 4.5, -2]})
+    kg = kgrec.from_tables(df)
+    assert len(kg.interactions) == 5
+    assert "every interaction kept is a positive" in str(kg.summary()) and "from -2 to 5" in str(kg.summary())
+    liked = kgrec.from_tables(df, min_rating=4)
+    assert sorted(zip(liked.interactions["user_id"], liked.interactions["item_id"])) == [("1", "a"), ("2", "a"),
+                                                                                       ("2", "c")]
+    assert liked.report["interactions_below_min_rating_dropped"] == 2
+    assert "2 rated below the min_rating threshold were dropped" in str(liked.summary())
+    assert liked.num_users == 3 and liked.num_items == 3  # nodes stay
+    assert kg.with_min_rating(None) is kg

@@ -552,3 +552,33 @@ def test_interactions_only_without_text_trains_and_ranks_within_the_cluster() ->
     tiny = kgrec.from_tables(interactions=pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x", "y", "x"]}))
     rec = kgrec.Recommender(use_text=False, epochs=2, valid_fraction=0.0, device="cpu", progress=False).fit(tiny)
     assert rec.recommend(["b"], k=1)["item_id"].tolist() == ["y"]
+
+
+def test_interaction_weight_rating_weighs_each_pair_by_its_rating(split) -> None:
+    """interaction_weight='rating': the graph carries each training pair's rating as its loss
+    weight (a user-item triple's pair weighs 1), the warm loss is the weighted mean, training
+    runs and differs from equal weights; a rating of 0 or less is refused with the fix."""
+    from kgrec.train.sampled_softmax import softmax_loss
+
+    train, _ = split
+    _, plain = build_graph(train, None)
+    assert plain.inter_weight is None
+    index, g = build_graph(train, None, pair_weights=True)
+    inter = train.interactions.set_index(["user_id", "item_id"])["rating"]
+    for k in (0, 7, len(g.inter_user) - 1):
+        u, i = index.user_ids[int(g.inter_user[k])], index.item_ids[int(g.inter_item[k])]
+        assert float(g.inter_weight[k]) == float(inter.loc[(u, i)])
+    zu, zi, lse = torch.randn(4, 3), torch.randn(4, 3), torch.randn(4)
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    rows = torch.logaddexp((zu * zi).sum(-1), lse) - (zu * zi).sum(-1)
+    assert torch.allclose(softmax_loss(zu, zi, lse, weight=w), (rows * w).sum() / w.sum())
+    assert torch.allclose(softmax_loss(zu, zi, lse, weight=torch.ones(4)), softmax_loss(zu, zi, lse))
+    cfg = dict(TINY, epochs=1, inductive_epochs=0)
+    weighted = fit(train, None, TrainConfig(**cfg, interaction_weight="rating"), device="cpu", progress=False)
+    equal = fit(train, None, TrainConfig(**cfg), device="cpu", progress=False)
+    assert not torch.equal(weighted.final_embeddings()[1], equal.final_embeddings()[1])
+    zero = train.with_interactions(train.interactions.assign(rating=train.interactions["rating"] - 1))
+    with pytest.raises(ValueError, match="min_rating"):
+        build_graph(zero, None, pair_weights=True)
+    with pytest.raises(ValueError, match="interaction_weight"):
+        TrainConfig(interaction_weight="stars").validate()

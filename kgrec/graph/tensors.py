@@ -108,6 +108,7 @@ class GraphTensors:
     edge_type: Tensor                # [E]
     edge_norm: Tensor                # [E] 1/sqrt(deg(src) deg(dst))
     deg: Tensor                      # [N] float degrees
+    inter_weight: Tensor | None = None  # [M] loss weight of each training pair (None: all equal)
 
     @property
     def num_nodes(self) -> int:
@@ -193,13 +194,14 @@ class GraphTensors:
 
 def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = None, *,
                 use_kg: bool = True,
-                user_item_triples: Literal["interactions", "knowledge"] = "interactions"
-                ) -> tuple[GraphIndex, GraphTensors]:
+                user_item_triples: Literal["interactions", "knowledge"] = "interactions",
+                pair_weights: bool = False) -> tuple[GraphIndex, GraphTensors]:
     """Index and tensors of ``kg``. ``features`` (node type -> ``[N, F]`` rows in table order;
     default ``kg.features``) are checked to be finite. ``use_kg=False`` keeps only the
     interaction edges (entities stay as isolated nodes). Knowledge triples between a user and an item join the
     interactions (:func:`with_user_item_triples`), or with ``user_item_triples="knowledge"``
-    stay knowledge edges like the others."""
+    stay knowledge edges like the others. With ``pair_weights``, ``inter_weight`` holds each
+    training pair's weight: its rating, else its weight, else 1 (a user-item triple's pair: 1)."""
     as_interactions = use_kg and user_item_triples == "interactions"
     features = features if features is not None else kg.features
     if features is not None:
@@ -220,9 +222,14 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     U, I, N = index.num_users, index.num_items, index.num_nodes
     off = {nt: index.offset(nt) for nt in NODE_TYPES}
 
-    ui = data["user", "interacted", "item"].edge_index
+    store = data["user", "interacted", "item"]
+    ui, weight = store.edge_index, store.edge_weight
     if as_interactions:
-        ui = with_user_item_triples(ui, data, I)
+        merged = with_user_item_triples(ui, data, I)
+        if pair_weights and merged.shape[1] != ui.shape[1]:  # pairs of triples only weigh 1
+            at = torch.searchsorted(merged[0] * I + merged[1], ui[0] * I + ui[1])
+            weight = torch.ones(merged.shape[1]).index_copy_(0, at, weight)
+        ui = merged
     src = [ui[0], ui[1] + U]
     dst = [ui[1] + U, ui[0]]
     typ = [torch.full((ui.size(1),), USER_TO_ITEM), torch.full((ui.size(1),), ITEM_TO_USER)]
@@ -251,8 +258,21 @@ def build_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None = Non
     if features is not None:
         x = torch.cat([data[nt].x for nt in NODE_TYPES], 0).float()
     gt = GraphTensors(U, I, index.num_entities, index.num_edge_types, x, ui[0].long(), ui[1].long(),
-                      edge_index, edge_type, edge_norm, deg)
+                      edge_index, edge_type, edge_norm, deg,
+                      inter_weight=_checked_weights(weight, kg) if pair_weights else None)
     return index, gt
+
+
+def _checked_weights(weight: Tensor, kg: KnowledgeGraph) -> Tensor:
+    """Pair weights as float32, each positive (a loss weight of 0 or less means nothing)."""
+    weight = weight.float()
+    bad = ~(weight > 0)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} training interactions of {kg.name or 'the graph'} have a rating or "
+                         f"weight of 0 or less (e.g. {float(weight[bad][0]):g}), which cannot weigh the loss. Fix: "
+                         "drop them with min_rating (from_tables, KnowledgeGraph.with_min_rating) or train with "
+                         "interaction_weight='none'")
+    return weight
 
 
 def with_user_item_triples(ui: Tensor, data: HeteroData, num_items: int) -> Tensor:

@@ -75,6 +75,10 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
             :math:`1.5 / \\ln(\\text{items})` (:meth:`kgrec.train.TrainConfig.softmax_temperature`).
         id_dropout: probability of dropping a node's ID embedding in a step (trains the model
             to rank from text and edges too).
+        interaction_weight: ``"none"`` (every training pair weighs the same) or ``"rating"``
+            (each pair weighs the loss by its rating, else its weight column: ratings as
+            confidence). Which interactions count at all is the data's choice:
+            ``from_tables(min_rating=...)`` / ``KnowledgeGraph.with_min_rating`` drop low ones.
         ema_epochs: validate and keep the exponential moving average of the weights over about
             this many epochs (0 keeps the raw weights).
         patience: epochs without a better validation Recall@20 before stopping.
@@ -102,6 +106,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
                  epochs: int = _D.epochs, lr: float = _D.lr, batch_size: int = _D.batch_size,
                  rows_per_user: int = _D.rows_per_user, num_negatives: int = _D.num_negatives,
                  temperature: float | None = _D.temperature, id_dropout: float = _D.id_dropout,
+                 interaction_weight: Literal["none", "rating"] = _D.interaction_weight,
                  ema_epochs: float = _D.ema_epochs, patience: int = _D.patience, seed: int = _D.seed,
                  checkpoint_dir: str | None = _D.checkpoint_dir,
                  cold_item_weight: float = _D.cold_item_weight, cold_user_weight: float = _D.cold_user_weight,
@@ -126,6 +131,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         self.num_negatives = num_negatives
         self.temperature = temperature
         self.id_dropout = id_dropout
+        self.interaction_weight = interaction_weight
         self.ema_epochs = ema_epochs
         self.patience = patience
         self.seed = seed

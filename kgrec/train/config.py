@@ -39,6 +39,8 @@ class TrainConfig:
                                        # user and an item (a second behaviour: tagged, viewed): train and
                                        # propagate as interactions (never excluded when ranking), or stay
                                        # knowledge edges (relation-modulated, layer 0 only)
+    interaction_weight: Literal["none", "rating"] = "none"  # 'rating': each training pair weighs the loss by its
+                                       # rating (else its weight column), as a confidence; 'none': all equal
     ema_epochs: float = 10.0           # validate and keep the exponential moving average of the weights
                                        # over about this many epochs (kgrec.train.weight_average; 0 = raw)
     use_text: bool = True              # LM text features as node input
@@ -102,6 +104,8 @@ class TrainConfig:
         if self.user_item_triples not in ("interactions", "knowledge"):
             raise ValueError(f"user_item_triples must be 'interactions' or 'knowledge' "
                              f"(got {self.user_item_triples!r})")
+        if self.interaction_weight not in ("none", "rating"):
+            raise ValueError(f"interaction_weight must be 'none' or 'rating' (got {self.interaction_weight!r})")
         if self.cold_views not in ("after", "during"):
             raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
         for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user"):

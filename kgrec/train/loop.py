@@ -130,10 +130,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             total, cold_steps = 0.0, 0
             for s, idx in enumerate(batches):
                 users, items = graph.inter_user[idx], graph.inter_item[idx]
+                weights = None if graph.inter_weight is None else graph.inter_weight[idx]
                 id_mask = model.sample_id_mask(gen, device)
                 cold = config.cold_views_in_step((epoch - 1) * steps + s)
                 z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
-                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold)
+                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights)
                 if not torch.isfinite(loss):
                     model.load_state_dict(last_good)
                     result.invalidate()

@@ -10,7 +10,8 @@ step (:func:`kgrec.train.sampling.sample_negatives`; each user's own positives m
 
 with :math:`\\mathbf{z}` the L2-normalised final representations, :math:`\\tau` the temperature
 (:meth:`kgrec.train.config.TrainConfig.softmax_temperature`) and :math:`b` the items' learned
-biases (``item_bias``). The step's loss is the mean over its pairs; the pairs of one user share
+biases (``item_bias``). The step's loss is the mean over its pairs (with
+``interaction_weight='rating'``, the mean weighted by their ratings); the pairs of one user share
 the normaliser, computed once per user (:mod:`kgrec.train.sampled_softmax`).
 """
 
@@ -29,20 +30,22 @@ from .sampling import PositiveLookup, sample_negatives
 
 def step_loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup, z: Tensor,
               layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator, held: Tensor,
-              cold: bool) -> Tensor:
+              cold: bool, weights: Tensor | None = None) -> Tensor:
     """The loss of a warm training step on the batch's (user, item) pairs, with ``cold`` the
-    cold-start views too (float32)."""
-    return softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held, cold=cold).float()
+    cold-start views too (float32); ``weights`` ``[B]`` weigh the pairs' warm terms."""
+    return softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held, cold=cold,
+                          weights=weights).float()
 
 
 def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup,
                    z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
-                   held: Tensor, cold: bool = True, warm: bool = True) -> Tensor:
+                   held: Tensor, cold: bool = True, warm: bool = True, weights: Tensor | None = None) -> Tensor:
     """Sampled softmax of the warm model (module docstring; without ``warm`` it is left out: the
     inductive phase, whose warm model is fixed) plus, with ``cold``, the cold-item and cold-user
     views (:func:`kgrec.train.cold_views.add_cold_view_losses`; ``held``: ``[I]`` bool, the
     calibration items, which the cold-item view never sees). The cold views compare cosines
-    only: a new item has no bias of its own (the calibration gives it one)."""
+    only: a new item has no bias of its own (the calibration gives it one). ``weights`` ``[B]``
+    (``interaction_weight='rating'``) make the warm term a weighted mean over the pairs."""
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -63,7 +66,7 @@ def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
             lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, offset)
         else:
             lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)
-        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items])
+        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items], weights)
     if cold:
         loss = add_cold_view_losses(loss, model, config, graph, lookup, z, layers, users, items, gen, held,
                                     zu, inv, lse_plain, cand, keep)

@@ -96,12 +96,15 @@ def masked_logsumexp_pair(scores: Tensor, keep: Tensor, offset: Tensor) -> tuple
     return tuple(_MaskedLogSumExp.apply(scores, keep, offset, True))  # type: ignore[return-value]
 
 
-def softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor, bias: Tensor | None = None) -> Tensor:
+def softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor, bias: Tensor | None = None,
+                 weight: Tensor | None = None) -> Tensor:
     """:math:`\\ell_{ui}` (module docstring) averaged over rows: ``zu`` ``[B, dim]`` carries the
     1 / temperature factor, ``zi`` ``[B, dim]`` are the positives, ``lse_neg`` ``[B]`` each row's
     :func:`masked_logsumexp` of the negative scores, ``bias`` ``[B]`` (optional) is added to the
-    positives' scores :math:`s_{ui}`."""
+    positives' scores :math:`s_{ui}`; with ``weight`` ``[B]`` (positive), the weighted mean
+    :math:`\\sum_b w_b \\ell_b / \\sum_b w_b`."""
     pos = (zu * zi).sum(-1).float()
     if bias is not None:
         pos = pos + bias
-    return (torch.logaddexp(pos, lse_neg) - pos).mean()
+    rows = torch.logaddexp(pos, lse_neg) - pos
+    return rows.mean() if weight is None else (rows * weight).sum() / weight.sum()

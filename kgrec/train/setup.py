@@ -21,7 +21,8 @@ def training_graph(kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, c
         raise ValueError("use_text=True needs text features: pass features=kgrec.text_features.encode_graph(kg) "
                          "or set use_text=False")
     index, graph = build_graph(kg, features if config.use_text else None, use_kg=config.use_kg,
-                               user_item_triples=config.user_item_triples)
+                               user_item_triples=config.user_item_triples,
+                               pair_weights=config.interaction_weight == "rating")
     if len(graph.inter_user) == 0:
         raise ValueError("the training graph has no interactions")
     return index, graph.to(device).prepare()
