@@ -116,8 +116,9 @@ def quickstart(
     console.print(metrics_table("MovieLens-100K, random 80/20 split (seed 0)", metrics))
     rec.save(model_dir)
     with open_store(store) as st:
-        with console.status(f"publishing graph and top-{k} recommendations to {store}"):
-            rec.publish(st, k=k)
+        console.print(f"publishing the graph and top-{k} recommendations to {store}", markup=False,
+                      highlight=False)
+        rec.publish(st, k=k)
     user = str(train.interactions["user_id"].iloc[0])
     top = rec.recommend([user], k=10)
     reasons = [rec.reason(user, item) for item in top["item_id"]]
@@ -223,9 +224,9 @@ def publish(
 
     rec = Recommender.load(model)
     with open_store(store) as st:
-        with console.status(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) "
-                            f"per recommendation to {store}"):
-            rec.publish(st, k=k, explanations=explanations)
+        console.print(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) per "
+                      f"recommendation to {store}", markup=False, highlight=False)
+        rec.publish(st, k=k, explanations=explanations)
         counts = st.counts()
     console.print(frame_table(counts_frame(counts), f"published to {store}"))
 
@@ -254,8 +255,11 @@ def cypher(
                               "numbers where the query uses them in LIMIT / SKIP; name:int=5, name:float=0.5, "
                               "name:bool=true or name:str=42 say the type.")] = None,
     named: Annotated[Optional[str], typer.Option(
-        "--query", "-q", help="Run a packaged query or report by name instead of QUERY: "
-                              "see kgrec.inspection (e.g. why_recommended -p user=1 -p item=50).")] = None,
+        "--query", "-q", help="Run a packaged report or query by name instead of QUERY, e.g. why_recommended -p "
+                              "user=1 -p item=50. Reports: why_recommended, user_recommendations, "
+                              "shared_attributes, similar_users, user_item_triples, kg_paths, explanation_paths, "
+                              "top_recommended, recommendation_coverage; queries: the names of "
+                              "kgrec/queries/*.cypher.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
 ) -> None:
     """Run a read-only Cypher query (or a packaged one by name) against the embedded store or

@@ -247,3 +247,18 @@ def test_latin1_tables_load_with_encoding(tmp_path):
     res = kgrec("summary", "--interactions", tmp_path / "r.csv", "--encoding", "latin-1")
     assert res.returncode == 0, res.stderr
     assert "interactions" in res.stdout and "3" in res.stdout
+
+
+def test_cli_reference_page_is_written_from_the_commands():
+    """docs/cli.md is what `python -m kgrec.cli_reference` writes from the commands (regenerate it
+    after changing a command), it names every command and every --query report."""
+    from kgrec import inspection
+    from kgrec.cli_reference import PAGE, render
+
+    page = render()
+    assert PAGE.read_text(encoding="utf-8") == page, "docs/cli.md is stale: run python -m kgrec.cli_reference"
+    for cmd in ("quickstart", "train", "evaluate", "recommend", "publish", "explain", "cypher", "cold-start",
+                "summary"):
+        assert f"## kgrec {cmd}" in page
+    for report in inspection.REPORTS:
+        assert report in page.split("## kgrec cypher")[1], report

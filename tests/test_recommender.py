@@ -431,3 +431,17 @@ def test_publish_points_a_direct_user_item_triple_path_at_the_item(tmp_path):
     assert len(others) > 0 and not others["node"].eq(tagged).any()   # item -shelf- item paths: inner nodes
     paths = ex[ex["nodes"].map(len) > 1]
     assert set(got["path"]) == set(paths["path"])                       # every path of the pair
+
+
+def test_a_graph_read_back_from_the_store_trains(ml100k_dir, tmp_path):
+    """The graph store is one place a KnowledgeGraph comes from: a published graph read back
+    (with its features) fits and ranks the same users and items."""
+    kg = small_movielens(ml100k_dir, users=60)
+    opts = dict(epochs=1, dim=16, layers=1, valid_fraction=0.0, progress=False, use_text=False)
+    rec = kgrec.Recommender(**opts).fit(kg)
+    with kgrec.open_store(tmp_path / "kgrec.db") as store:
+        rec.publish(store, explanations=0)
+        graph = store.read_graph()
+    again = kgrec.Recommender(**opts).fit(graph)
+    assert sorted(again.user_ids()) == sorted(rec.user_ids()) and sorted(again.item_ids()) == sorted(rec.item_ids())
+    assert len(again.recommend(["1"], k=5)) == 5

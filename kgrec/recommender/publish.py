@@ -25,7 +25,11 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
     n_expl = 0
     if explanations > 0 and explain_top > 0:
         rows = []
-        for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
+        explained = recs[recs["rank"] <= explain_top]
+        bar = _progress(len(explained), bool(getattr(rec, "progress", False)))
+        for r in explained.itertuples(index=False):
+            if bar is not None:
+                bar.update(1)
             try:
                 # rows without a path (other_*, item_itself, item_popularity) are dropped below
                 ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
@@ -38,6 +42,18 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
                 for t, node in e.nodes[1:-1] or e.nodes[-1:]:
                     rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
                                  "weight": e.weight, "node_type": t, "node_id": node})
+        if bar is not None:
+            bar.close()
         if rows:
             n_expl = store.write_explanations(pd.DataFrame(rows), model_id)
     return {"recommended": n_recs, "explains": n_expl}
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    """A progress bar over the recommendations being explained (the long part of a publish)."""
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="explaining recommendations", unit="rec", leave=False)
+
