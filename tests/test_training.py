@@ -582,3 +582,39 @@ def test_interaction_weight_rating_weighs_each_pair_by_its_rating(split) -> None
         build_graph(zero, None, pair_weights=True)
     with pytest.raises(ValueError, match="interaction_weight"):
         TrainConfig(interaction_weight="stars").validate()
+
+
+def test_steps_under_bf16_autocast_keep_propagation_and_weights_float32(split) -> None:
+    """A few training steps under torch.autocast("cpu", bfloat16), as a GPU user with autocast
+    would run them: the sparse propagation stays float32 (its products run outside autocast),
+    the loss is a finite float32, gradients reach the weights and the weights stay float32. The
+    CPU shows here the dtype errors a GPU run would hit."""
+    from dataclasses import replace
+
+    from kgrec.train.calibration import calibration_items
+    from kgrec.train.losses import step_loss
+    from kgrec.train.optim import adam
+    from kgrec.train.setup import new_model, training_graph
+
+    train, _ = split
+    cfg = TrainConfig(**TINY)
+    device = torch.device("cpu")
+    index, graph = training_graph(train, train.features, cfg, device)
+    cfg = replace(cfg, temperature=cfg.softmax_temperature(index.num_items))
+    model = new_model(index, graph, cfg, device)
+    graph.x = model.reduce_all(graph.x)
+    lookup, held = PositiveLookup(graph), calibration_items(graph.num_items, 0)
+    gen = torch.Generator().manual_seed(0)
+    opt = adam(model.parameters(), lr=cfg.lr)
+    for step, idx in enumerate(user_batches(graph.inter_user, lookup.indptr, 1024, 16, gen)[:3]):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z, layers = model(graph, model.sample_id_mask(gen), entity_layers=False)
+            loss = step_loss(model, cfg, graph, lookup, z, layers, graph.inter_user[idx], graph.inter_item[idx],
+                             gen, held, cold=step == 0)
+        assert all(h.dtype == torch.float32 for h in layers[1:]), [h.dtype for h in layers]
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        assert model.relation.grad is not None and torch.isfinite(model.relation.grad).all()
+        opt.step()
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())

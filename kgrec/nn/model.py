@@ -325,7 +325,8 @@ class KGRecModel(nn.Module):
         """Training-time ID mask: each node keeps its ID embedding with prob ``1 - id_dropout``."""
         if not self.use_id or self.id_dropout <= 0:
             return None
-        keep = torch.rand(self.num_nodes, generator=generator, device="cpu") >= self.id_dropout
+        keep = torch.rand(self.num_nodes, generator=generator,
+                          device=generator.device if generator is not None else "cpu") >= self.id_dropout
         return keep.to(device or self.relation.device)
 
     # ------------------------------------------------------------------ inductive

@@ -111,8 +111,8 @@ def cold_users(model: KGRecModel, graph: GraphTensors, layers: list[Tensor], loo
     indptr, pos_items = lookup.indptr, lookup.items
     start = indptr[users]
     count = indptr[users + 1] - start
-    n = torch.randint(0, k + 1, (R,), generator=gen).to(device)
-    offs = (torch.rand(R, k, generator=gen).to(device) * count.unsqueeze(1)).long()
+    n = torch.randint(0, k + 1, (R,), generator=gen, device=gen.device).to(device)
+    offs = (torch.rand(R, k, generator=gen, device=gen.device).to(device) * count.unsqueeze(1)).long()
     pick = pos_items[start.unsqueeze(1) + offs]
     keep = (torch.arange(k, device=device).unsqueeze(0) < n.unsqueeze(1)) & (pick != items.unsqueeze(1))
     row_i = torch.arange(R, device=device).unsqueeze(1).expand(R, k)[keep]

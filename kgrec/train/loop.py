@@ -46,6 +46,7 @@ from .trained import TrainedModel
 from .weight_average import WeightAverage
 
 VALID_METRIC = "recall@20"  # what early stopping and the refit's epoch count follow
+SYNC_STEPS = 50  # on an accelerator, the host checks the loss for NaN / inf every this many steps
 
 
 def _progress(total: int, enabled: bool):
@@ -102,7 +103,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     config = replace(config, temperature=config.softmax_temperature(index.num_items))
 
     torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator(device=device).manual_seed(config.seed)  # random draws where the training runs
     model = new_model(index, graph, config, device)
     raw_items: Tensor | None = None  # items' raw text features, for the content map
     if model.use_text:
@@ -127,7 +128,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             t0 = time.perf_counter()
             model.train()
             batches = user_batches(graph.inter_user, lookup.indptr, config.batch_size, config.rows_per_user, gen)
-            total, cold_steps = 0.0, 0
+            total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync
+            cold_steps, pending = 0, None
             for s, idx in enumerate(batches):
                 users, items = graph.inter_user[idx], graph.inter_item[idx]
                 weights = None if graph.inter_weight is None else graph.inter_weight[idx]
@@ -135,26 +137,21 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                 cold = config.cold_views_in_step((epoch - 1) * steps + s)
                 z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
                 loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights)
-                if not torch.isfinite(loss):
-                    model.load_state_dict(last_good)
-                    result.invalidate()
-                    if ckpt_dir:
-                        torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch - 1},
-                                   ckpt_dir / "last_good.pt")
-                    err = TrainingDivergedError(
-                        f"training diverged: the loss became {loss.item()} at epoch {epoch}, step {s + 1}/{steps}. "
-                        f"The model keeps the last good weights (end of epoch {epoch - 1}"
-                        + (f", saved in {ckpt_dir / 'last_good.pt'}" if ckpt_dir else "") +
-                        f"). Fix: lower lr (now {config.lr:g}) or check the features for extreme values")
-                    err.result = result  # type: ignore[attr-defined]
-                    raise err
+                bad = ~torch.isfinite(loss)
+                pending = bad if pending is None else pending | bad
+                if device.type == "cpu" or (s + 1) % SYNC_STEPS == 0 or s + 1 == len(batches):
+                    if bool(pending):  # the host looks every SYNC_STEPS steps on an accelerator
+                        _diverged(model, result, last_good, config, ckpt_dir, epoch, s + 1, steps,
+                                  loss if device.type == "cpu" else None)
+                    pending = None
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 if average is not None:
                     average.update()
-                total += loss.item()
+                total += loss.detach()
                 cold_steps += cold
+            total = float(total)
             # end of epoch: weights are good if they are finite
             if all(torch.isfinite(p).all() for p in model.parameters()):
                 last_good = copy.deepcopy(model.state_dict())
@@ -213,6 +210,25 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     return result
 
 
+def _diverged(model: KGRecModel, result: TrainedModel, last_good: dict[str, Tensor], config: TrainConfig,
+              ckpt_dir: Path | None, epoch: int, step: int, steps: int, loss: Tensor | None) -> None:
+    """Restore the last good weights (saved to ``ckpt_dir`` too) and raise
+    :class:`TrainingDivergedError` for a loss that stopped being finite by ``step`` of ``epoch``
+    (``loss``: its value when the check ran at that very step)."""
+    model.load_state_dict(last_good)
+    result.invalidate()
+    if ckpt_dir:
+        torch.save({"model": last_good, "config": config.to_dict(), "epoch": epoch - 1}, ckpt_dir / "last_good.pt")
+    became = f"became {loss.item()} at" if loss is not None else "became NaN or inf by"
+    err = TrainingDivergedError(
+        f"training diverged: the loss {became} epoch {epoch}, step {step}/{steps}. "
+        f"The model keeps the last good weights (end of epoch {epoch - 1}"
+        + (f", saved in {ckpt_dir / 'last_good.pt'}" if ckpt_dir else "") +
+        f"). Fix: lower lr (now {config.lr:g}) or check the features for extreme values")
+    err.result = result  # type: ignore[attr-defined]
+    raise err
+
+
 @contextlib.contextmanager
 def _averaged_weights(average: WeightAverage | None, result: TrainedModel) -> Iterator[None]:
     """The model holds ``average``'s weights inside the block (the raw ones without an average),
@@ -243,7 +259,7 @@ def fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, l
     opt = adam(params, lr=lr)
     M = len(graph.inter_user)
     for _ in range(epochs):
-        perm = torch.randperm(M, generator=gen).to(z.device)
+        perm = torch.randperm(M, generator=gen, device=gen.device).to(z.device)
         for s in range(0, M, config.batch_size):
             idx = perm[s:s + config.batch_size]
             loss = softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],

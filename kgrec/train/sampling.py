@@ -65,7 +65,7 @@ def user_batches(owner: Tensor, indptr: Tensor, batch_size: int, rows_per_user: 
     if M == 0:
         return []
     device = owner.device
-    perm = torch.randperm(M, generator=generator).to(device)
+    perm = torch.randperm(M, generator=generator, device=generator.device).to(device)
     rows = perm[torch.sort(owner[perm], stable=True).indices]        # grouped by user, random within
     user = owner[rows]
     position = torch.arange(M, device=device) - indptr[user]          # within the user's rows
@@ -74,7 +74,8 @@ def user_batches(owner: Tensor, indptr: Tensor, batch_size: int, rows_per_user: 
     run = first_run[user] + position // rows_per_user
     num_runs = int(runs.sum())
     slot = torch.empty(num_runs, dtype=torch.long, device=device)     # each run's place in the epoch
-    slot[torch.randperm(num_runs, generator=generator).to(device)] = torch.arange(num_runs, device=device)
+    slot[torch.randperm(num_runs, generator=generator, device=generator.device).to(device)] = \
+        torch.arange(num_runs, device=device)
     rows = rows[torch.sort(slot[run], stable=True).indices]
     return list(rows.split(batch_size))
 
@@ -88,6 +89,6 @@ def sample_negatives(lookup: PositiveLookup, users: Tensor, num: int, generator:
     if num >= n_items:
         cand = torch.arange(n_items)
     else:
-        cand = torch.randperm(n_items, generator=generator)[:num]
+        cand = torch.randperm(n_items, generator=generator, device=generator.device)[:num]
     cand = cand.to(users.device)
     return cand, lookup.negative_weights(users, cand)
