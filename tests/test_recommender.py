@@ -370,9 +370,12 @@ def test_update_replaces_the_nodes_edges_and_interactions(fresh):
     assert r.graph_.items["item_id"].tolist().count("1") == 1
 
     # an added item named as the tail of a KG edge, then replaced: the old edge goes with it
-    r.add_items(pd.DataFrame({"item_id": ["kg-1"], "title": ["Night Train (2031)"]}),
-                triples=pd.DataFrame({"head_type": ["entity"], "head": ["person:Ann"], "relation": ["DIRECTED"],
-                                      "tail_type": ["item"], "tail": ["kg-1"]}))
+    from kgrec.errors import UnknownEntityWarning
+
+    with pytest.warns(UnknownEntityWarning, match="person:Ann"):  # a new entity, said so
+        r.add_items(pd.DataFrame({"item_id": ["kg-1"], "title": ["Night Train (2031)"]}),
+                    triples=pd.DataFrame({"head_type": ["entity"], "head": ["person:Ann"], "relation": ["DIRECTED"],
+                                          "tail_type": ["item"], "tail": ["kg-1"]}))
     before = r.item_emb_[r.item_index_.get_loc("kg-1")].clone()
     r.add_items(pd.DataFrame({"item_id": ["kg-1"], "title": ["Night Train (2031)"], "genres": ["Drama"]}),
                 attributes={"genres": "genre"}, update=True)
