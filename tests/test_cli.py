@@ -229,6 +229,7 @@ def test_quickstart_prints_commands_that_run_when_pasted(ml100k_dir, tmp_path):
     assert len(pasted) == 5, res.stdout
     assert any("[r:RECOMMENDED]" in p for p in pasted) and any("[e:EXPLAINS]" in p for p in pasted)
     assert "Training again on all of train" in res.stderr
+    assert "publishing the graph" in res.stdout  # the long publish says what it does
     assert "Loading weights" not in res.stderr and "FutureWarning" not in res.stderr
     import shlex
 
