@@ -127,38 +127,36 @@ def to_number(s: pd.Series, source: str, column: str, *, header_rows: int = 1, a
 
 
 TIMESTAMP_UNITS = {"s": 1, "ms": 10 ** 3, "us": 10 ** 6, "ns": 10 ** 9}
-# "auto": numeric timestamps whose median passes these are read as ms, us, ns (1e11 s is the year 5138)
+# unit "auto": numeric timestamps whose median passes these are read as ms, us, ns (1e11 s: the year 5138)
 _AUTO_UNIT_FROM = (("ns", 1e17), ("us", 1e14), ("ms", 1e11))
 
 
-def detect_timestamp_unit(values: pd.Series, unit: str = "auto") -> str:
-    """The unit of numeric Unix timestamps: ``unit`` itself, or with ``"auto"`` the one their
-    median says (seconds up to 1e11, then milliseconds, microseconds, nanoseconds)."""
-    if unit != "auto":
-        if unit not in TIMESTAMP_UNITS:
-            raise ValueError(f"timestamp_unit must be 'auto' or one of {list(TIMESTAMP_UNITS)} (got {unit!r})")
-        return unit
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return "s"  # datetimes carry their own unit
-    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    num = num[np.isfinite(num)]
-    median = float(np.median(np.abs(num))) if len(num) else 0.0
+def _unit_of(numbers: np.ndarray) -> str:
+    """The unit their median says numeric Unix timestamps are in: seconds up to 1e11, then
+    milliseconds, microseconds, nanoseconds."""
+    finite = numbers[np.isfinite(numbers)]
+    median = float(np.median(np.abs(finite))) if len(finite) else 0.0
     return next((name for name, low in _AUTO_UNIT_FROM if median >= low), "s")
 
 
-def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int = 1, unit: str = "s") -> pd.Series:
-    """Timestamps as Unix seconds (Int64): numbers in ``unit`` (``TIMESTAMP_UNITS``) are divided
-    down to seconds (fractions of a second are dropped), ISO 8601 dates / datetimes are converted
-    (naive ones read as UTC), empty cells stay missing; anything else raises :class:`DataError`
-    at its row."""
-    if pd.api.types.is_datetime64_any_dtype(s):  # datetime columns of a DataFrame
+def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int = 1,
+                    unit: str = "s") -> tuple[pd.Series, str]:
+    """``(seconds, unit)``: timestamps as Unix seconds (Int64) and the unit their numbers were
+    read in. Numbers in ``unit`` (``TIMESTAMP_UNITS``; ``"auto"``: the one their median says,
+    seconds up to 1e11, then milliseconds, microseconds, nanoseconds) are divided down to seconds
+    (fractions of a second are dropped), ISO 8601 dates / datetimes are converted (naive ones
+    read as UTC), empty cells stay missing; anything else raises :class:`DataError` at its row."""
+    if unit != "auto" and unit not in TIMESTAMP_UNITS:
+        raise ValueError(f"timestamp_unit must be 'auto' or one of {list(TIMESTAMP_UNITS)} (got {unit!r})")
+    if pd.api.types.is_datetime64_any_dtype(s):  # datetime columns of a DataFrame carry their own unit
         dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
         secs = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-        return pd.Series(secs.to_numpy(dtype=float, na_value=np.nan), index=s.index).astype("Int64")
+        return pd.Series(secs.to_numpy(dtype=float, na_value=np.nan), index=s.index).astype("Int64"), "s"
     text = s.astype("string").str.strip()
     empty = (s.isna() | (text == "")).to_numpy()
-    num = pd.to_numeric(s, errors="coerce")
-    out = pd.Series(np.floor(num.to_numpy(dtype=float, na_value=np.nan) / TIMESTAMP_UNITS[unit]), index=s.index)
+    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    unit = _unit_of(num) if unit == "auto" else unit
+    out = pd.Series(np.floor(num / TIMESTAMP_UNITS[unit]), index=s.index)
     rest = np.isnan(out.to_numpy()) & ~empty
     if rest.any():
         dt = pd.to_datetime(text[rest], errors="coerce", utc=True, format="ISO8601")
@@ -174,7 +172,7 @@ def to_unix_seconds(s: pd.Series, source: str, column: str, *, header_rows: int 
         i = int(np.flatnonzero(np.isinf(out.to_numpy()))[0])
         raise DataError(source, i + header_rows + 1 if source != "<DataFrame>" else i,
                         f"{column} '{s.iloc[i]}' is infinite", "use Unix seconds or ISO 8601 dates")
-    return out.astype("Int64")
+    return out.astype("Int64"), unit
 
 
 def from_tables(
@@ -233,8 +231,7 @@ def from_tables(
             raise DataError(src_i, 1, f"weight column '{weight_col}' not found", f"columns are {list(inter.columns)}")
         frame["weight"] = to_number(inter[weight_col], src_i, weight_col)
     if timestamp_col and timestamp_col in inter.columns:
-        unit = detect_timestamp_unit(inter[timestamp_col], timestamp_unit)
-        frame["timestamp"] = to_unix_seconds(inter[timestamp_col], src_i, timestamp_col, unit=unit)
+        frame["timestamp"], unit = to_unix_seconds(inter[timestamp_col], src_i, timestamp_col, unit=timestamp_unit)
         if unit != "s":
             report[f"timestamps_read_as_{unit}"] = int(frame["timestamp"].notna().sum())
     sources = {"interactions": src_i}
