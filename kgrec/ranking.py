@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .graph.csr import gather_rows, rows_csr
+from .graph.csr import csr_indptr, gather_rows
 
 
 class SeenItems:
@@ -22,9 +22,10 @@ class SeenItems:
     ``owner``, the user of every stored entry (so a run of consecutive users is one slice)."""
 
     def __init__(self, user_pos: np.ndarray, item_pos: np.ndarray, num_users: int):
-        order = np.lexsort((item_pos, user_pos))
+        order = np.lexsort((item_pos, user_pos))  # by user, then item: already the CSR order
         self.owner = torch.as_tensor(user_pos[order], dtype=torch.long)
-        self.indptr, self.indices = rows_csr(self.owner, torch.as_tensor(item_pos[order]), num_users)
+        self.indices = torch.as_tensor(item_pos[order], dtype=torch.long)
+        self.indptr = csr_indptr(self.owner, num_users)
 
     @property
     def num_users(self) -> int:
