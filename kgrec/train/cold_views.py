@@ -30,17 +30,15 @@ COLD_USER_CLICKS = 3      # a cold user in training sees 0..3 of their own inter
 def add_cold_view_losses(loss: Tensor, model: KGRecModel, config: TrainConfig, graph: GraphTensors,
                          lookup: PositiveLookup, z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor,
                          gen: torch.Generator, held: Tensor, zu: Tensor, inv: Tensor, lse_plain: Tensor,
-                         cand: Tensor, keep: Tensor) -> Tensor:
+                         cand: Tensor, keep: Tensor, zi: Tensor, z_items: Tensor) -> Tensor:
     """``loss`` plus the cold-item and the cold-user view losses of a step, each times its weight
     (``cold_item_weight``, ``cold_user_weight``). The step's warm quantities come from
     :func:`kgrec.train.losses.softmax_losses`: ``zu`` ``[u, dim]`` the distinct batch users'
     representations divided by the temperature, ``inv`` each batch row's user among them,
     ``lse_plain`` ``[u]`` the log-sum-exp of their warm negative cosines (no bias), ``cand`` the
-    shared negatives and ``keep`` ``[u, C]`` their mask (0 at training positives). ``held``:
-    ``[I]`` bool, the calibration items, which the cold-item view never sees."""
-    U = graph.num_users
-    zi = z[U + items]
-    z_items = z[U:U + graph.num_items]
+    shared negatives and ``keep`` ``[u, C]`` their mask (0 at training positives), ``zi`` the
+    batch items' representations and ``z_items`` every item's. ``held``: ``[I]`` bool, the
+    calibration items, which the cold-item view never sees."""
     frozen = model.frozen_layers(layers, graph)
     zu = zu.detach()
     if config.cold_item_weight > 0:

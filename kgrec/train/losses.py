@@ -69,5 +69,5 @@ def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
         loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items], weights)
     if cold:
         loss = add_cold_view_losses(loss, model, config, graph, lookup, z, layers, users, items, gen, held,
-                                    zu, inv, lse_plain, cand, keep)
+                                    zu, inv, lse_plain, cand, keep, zi, z_items)
     return loss
