@@ -71,15 +71,15 @@ def frame_table(df, title: str) -> Table:
     return table
 
 
-PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": lambda v: boolean(v)}
-
-
 def boolean(value: str) -> bool:
     if value.strip().lower() in ("true", "1", "yes"):
         return True
     if value.strip().lower() in ("false", "0", "no"):
         return False
     raise ValueError(f"'{value}' is not a boolean")
+
+
+PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": boolean}
 
 
 def typed_params(specs: list[str], cypher_text: str) -> dict[str, Any]:
