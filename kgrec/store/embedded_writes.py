@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import LABEL_TO_TYPE, explains_targets
+from .base import explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
-from .result_tables import check_known_ids, explanation_table, recommendation_table
+from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
 from .tables import GraphTables, graph_tables
 
 
@@ -134,8 +134,7 @@ class EmbeddedWrites:
             self._check_open()
             try:
                 with self._transaction():
-                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
-                    check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
+                    check_result_ids(table, "to", self._ids, "write_recommendations", self.uri)
                     self._exec("MATCH (:User)-[r:RECOMMENDED]->(:Item) WHERE r.model = $model DELETE r",
                                {"model": model_id})
                     self._copy("RECOMMENDED", table)
@@ -151,17 +150,10 @@ class EmbeddedWrites:
             self._check_open()
             try:
                 with self._transaction():
-                    check_known_ids(table.column("from"), self._ids("User"), "user", "write_explanations", self.uri)
-                    check_known_ids(table.column("item"), self._ids("Item"), "item", "write_explanations", self.uri)
-                    labels = table.column("to_label").to_numpy(zero_copy_only=False)
-                    for label in explains_targets():
-                        part = table.filter(pa.array(labels == label))
-                        if part.num_rows:
-                            check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
-                                            "write_explanations (path nodes)", self.uri)
+                    parts = explanation_parts(table)
+                    check_result_ids(table, "item", self._ids, "write_explanations", self.uri, parts)
                     self._exec("MATCH (:User)-[x:EXPLAINS]->() WHERE x.model = $model DELETE x", {"model": model_id})
-                    for label in explains_targets():
-                        part = table.filter(pa.array(labels == label)).drop(["to_label"])
+                    for label, part in parts:
                         self._copy("EXPLAINS", part, ("User", label))
             except RuntimeError as exc:
                 raise StoreError(f"{self.uri}: writing explanations failed, nothing was changed: {exc}") from None

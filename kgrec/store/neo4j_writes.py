@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..graph_schema import neo4j_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import LABEL_TO_TYPE, MODEL_SUMMARY, RECOMMENDED_MODELS, explains_targets
+from .base import MODEL_SUMMARY, RECOMMENDED_MODELS
 from .neo4j_params import (GROUPED_EDGES, ROWS, Column, NodeIds, by_target, column_params, grouped_edge_params,
                            neo4j_types, safe)
-from .result_tables import check_known_ids, explanation_table, recommendation_table
+from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
 from .tables import graph_tables
 
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
@@ -206,8 +206,7 @@ class Neo4jWrites:
         with self._lock:
             self._check_open()
             self._ensure_schema()
-            check_known_ids(table.column("from"), self._ids("User"), "user", "write_recommendations", self.uri)
-            check_known_ids(table.column("to"), self._ids("Item"), "item", "write_recommendations", self.uri)
+            check_result_ids(table, "to", self._ids, "write_recommendations", self.uri)
             match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
             create = f"{match}CREATE (u)-[:RECOMMENDED {{model: $model[k], score: $score[k], rank: $rank[k]}}]->(i)"
             merge = (f"{match}MERGE (u)-[r:RECOMMENDED {{model: $model[k]}}]->(i) "
@@ -223,16 +222,10 @@ class Neo4jWrites:
         with self._lock:
             self._check_open()
             self._ensure_schema()
-            check_known_ids(table.column("from"), self._ids("User"), "user", "write_explanations", self.uri)
-            check_known_ids(table.column("item"), self._ids("Item"), "item", "write_explanations", self.uri)
-            labels = table.column("to_label").to_numpy(zero_copy_only=False)
+            parts = explanation_parts(table)
+            check_result_ids(table, "item", self._ids, "write_explanations", self.uri, parts)
             groups = []
-            for label in explains_targets():
-                part = table.filter(pa.array(labels == label)).drop(["to_label"])
-                if not part.num_rows:
-                    continue
-                check_known_ids(part.column("to"), self._ids(label), LABEL_TO_TYPE[label],
-                                "write_explanations (path nodes)", self.uri)
+            for label, part in parts:
                 match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{safe(label)} {{id: $to[k]}}) "
                 key = "model: $model[k], item: $item[k], path: $path[k]"
                 groups.append((f"{match}CREATE (u)-[:EXPLAINS {{{key}, weight: $weight[k], rank: $rank[k]}}]->(n)",

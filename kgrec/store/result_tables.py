@@ -8,12 +8,14 @@ node of the stored graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import DataError, StoreError
-from .base import NODE_TABLES, explains_targets
+from .base import LABEL_TO_TYPE, NODE_TABLES, explains_targets
 
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "score", "rank")
 EXPLANATION_COLUMNS = ("user_id", "item_id", "rank", "path", "weight")
@@ -141,3 +143,24 @@ def check_known_ids(ids: list[str] | pa.Array, known: set[str], what: str, where
         raise StoreError(f"{where}: {len(missing)} {what} id(s) are not in the graph at {uri} "
                          f"(first: '{missing[0]}'). Fix: write the graph that the model was trained on first "
                          "(store.write_graph(kg)), then its recommendations")
+
+
+def explanation_parts(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """An :func:`explanation_table` split by the label of its path nodes, in
+    :func:`explains_targets` order: ``(label, rows)`` for each label with rows, ``to_label`` dropped
+    (each part is written as ``EXPLAINS`` edges to nodes of one label)."""
+    labels = table.column("to_label").to_numpy(zero_copy_only=False)
+    parts = [(label, table.filter(pa.array(labels == label)).drop(["to_label"])) for label in explains_targets()]
+    return [(label, part) for label, part in parts if part.num_rows]
+
+
+def check_result_ids(table: pa.Table, item_column: str, ids_of: Callable[[str], set[str]], where: str, uri: str,
+                     parts: Sequence[tuple[str, pa.Table]] = ()) -> None:
+    """Raise :class:`StoreError` (:func:`check_known_ids`) unless every user (``from``), item
+    (``item_column``) and path node (``to`` of each of :func:`explanation_parts`) that a results
+    table names is in the store; ``ids_of(label)`` gives the ids stored under a node label."""
+    check_known_ids(table.column("from"), ids_of("User"), "user", where, uri)
+    check_known_ids(table.column(item_column), ids_of("Item"), "item", where, uri)
+    for label, part in parts:
+        check_known_ids(part.column("to"), ids_of(label), LABEL_TO_TYPE[label], f"{where} (path nodes)", uri)
+
