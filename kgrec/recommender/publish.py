@@ -17,14 +17,13 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
     """Write ``rec``'s graph with its LM features to ``store`` (:func:`kgrec.open_store`), every
     user's top-``k`` as ``RECOMMENDED`` edges (``model_id``'s old ones replaced), and the top
     ``explanations`` paths of each user's first ``explain_top`` recommendations as ``EXPLAINS``
-    edges: a path's edges point at its inner nodes, a direct one (the user's own triple to the
-    item) at the item. Returns the counts written: ``{"recommended": ..., "explains": ...}``."""
+    edges (``model_id``'s old ones replaced; none with ``explanations=0``): a path's edges point
+    at its inner nodes, a direct one (the user's own triple to the item) at the item. Everything
+    is computed first, then written as one publication (:meth:`GraphStore.publish_model`).
+    Returns the counts written: ``{"recommended": ..., "explains": ...}``."""
     recs = rec.recommend(rec.user_ids(), k=k, batch_size=batch_size)  # user_ids() checks that rec is fitted
-    store.write_graph(rec.graph_, features=rec.graph_.features)
-    n_recs = store.write_recommendations(recs, model_id)
-    n_expl = 0
+    rows: list[dict[str, Any]] = []
     if explanations > 0 and explain_top > 0:
-        rows = []
         explained = recs[recs["rank"] <= explain_top]
         bar = _progress(len(explained), bool(getattr(rec, "progress", False)))
         for r in explained.itertuples(index=False):
@@ -44,9 +43,9 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
                                  "weight": e.weight, "node_type": t, "node_id": node})
         if bar is not None:
             bar.close()
-        if rows:
-            n_expl = store.write_explanations(pd.DataFrame(rows), model_id)
-    return {"recommended": n_recs, "explains": n_expl}
+    written = store.publish_model(rec.graph_, recs, pd.DataFrame(rows) if rows else None, model_id,
+                                  features=rec.graph_.features)
+    return {"recommended": written["recommended"], "explains": written["explains"]}
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -124,6 +124,21 @@ class GraphStore(ABC):
             WHERE x.item = $item RETURN x.path, x.weight, n.id ORDER BY x.weight DESC
         """
 
+    @abstractmethod
+    def publish_model(self, kg: KnowledgeGraph, recommendations: pd.DataFrame, explanations: pd.DataFrame | None,
+                      model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """Write ``kg`` (as :meth:`write_graph`) and replace model ``model_id``'s recommendations
+        and explanations (as :meth:`write_recommendations` and :meth:`write_explanations`; ``None``
+        or an empty frame removes its explanations), as one publication: a reader sees the
+        previous publication or this one, never a mix. Both frames are checked before anything
+        is written, and every id they name must be in ``kg``.
+
+        The embedded store writes all of it as one new file swapped in at the end (a kill at any
+        moment leaves one state or the other). Neo4j writes the graph first (idempotent, not
+        atomic), then switches the model's results in one transaction (see
+        :meth:`~kgrec.store.neo4j_store.Neo4jStore._replace_model`). Returns the counts written:
+        ``nodes``, ``edges``, ``recommended``, ``explains``."""
+
     # ---------------------------------------------------------------- reading
     @abstractmethod
     def query(self, cypher: str, **params: Any) -> pd.DataFrame:

@@ -46,10 +46,12 @@ from .base import LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS,
 from .embedded_writes import EmbeddedWrites
 from .ladybug_files import ladybug_module, lock_holder
 from .tables import assemble_graph
+from .writer_lock import WriterLock, writer_active
 
 #: graph tables, in the order they can be dropped (relationship tables first)
 GRAPH_TABLES = ("RECOMMENDS", "EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED", "Model", "Entity", "Item", "User")
 DEFAULT_BUFFER_POOL = 2 * 1024**3
+READ_RETRY_S = 10.0  # how long a read-only open retries while a writer swaps or checkpoints the file
 PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning time: docs/results.md)
 _WRITE_REFUSED = "write query inside a read-only transaction"
 
@@ -104,18 +106,24 @@ class EmbeddedStore(EmbeddedWrites, GraphStore):
         if not self.path.parent.exists():
             raise StoreError(f"{self.uri}: folder {self.path.parent} does not exist. Fix: create it first")
         lb = ladybug_module()
-        deadline = time.monotonic() + max(0.0, timeout or 0.0)
+        self._writer = WriterLock(self.path, self.uri)
         if not read_only:
             self._claim_in_process()
         try:
+            if not read_only:
+                self._writer.acquire(timeout or 0.0)
+            # A reader may meet the store while a writer swaps a new file in or checkpoints;
+            # while a writer holds the store it tries again for up to READ_RETRY_S (or the timeout).
+            deadline = time.monotonic() + max(timeout or 0.0, READ_RETRY_S if read_only else 0.0)
             while True:
                 try:
                     self._db = lb.Database(str(self.path), read_only=read_only, **self._options)
                     break
                 except RuntimeError as exc:
                     msg = str(exc)
-                    if "lock" in msg.lower() and time.monotonic() < deadline:
-                        time.sleep(0.1)
+                    retry = writer_active(self.path) if read_only else "lock" in msg.lower()
+                    if retry and time.monotonic() < deadline:
+                        time.sleep(0.05)
                         continue
                     raise self._open_error(msg) from None
             self._conn = lb.Connection(self._db)
@@ -176,6 +184,7 @@ class EmbeddedStore(EmbeddedWrites, GraphStore):
 
     def _release(self) -> None:
         self._close_handles()
+        self._writer.release()
         if not self.read_only:
             with _open_paths_lock:
                 if _open_paths.get(self._key) == id(self):

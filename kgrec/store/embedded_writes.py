@@ -11,6 +11,8 @@ the low-level helpers (``_exec``, ``_copy``, ``_summarize``...).
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,21 +39,59 @@ class EmbeddedWrites:
         tables = graph_tables(kg, features)
         with self._lock:
             self._check_open()
-            kept_recs, kept_expl = self._published()
-            ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
-            kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
-            kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
-            build = self._build_path()
-            remove_files(build)
-            try:
-                self._build(build, tables, kept_recs, kept_expl)
-            except BaseException as exc:
-                remove_files(build)
-                if isinstance(exc, RuntimeError):
-                    raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
-                raise
-            self._swap_in(build)
+            self._rebuild(tables)
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+
+    def publish_model(self, kg: KnowledgeGraph, recommendations: pd.DataFrame, explanations: pd.DataFrame | None,
+                      model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
+        self._check_writable()
+        tables = graph_tables(kg, features)
+        recs = recommendation_table(recommendations, model_id)
+        expl = explanation_table(explanations, model_id) if explanations is not None and len(explanations) else None
+        ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
+        check_result_ids(recs, "to", ids.__getitem__, "publish", self.uri)
+        parts = explanation_parts(expl) if expl is not None else []
+        if expl is not None:
+            check_result_ids(expl, "item", ids.__getitem__, "publish (explanations)", self.uri, parts)
+        with self._lock:
+            self._check_open()
+            self._rebuild(tables, model_id, recs, dict(parts))
+        return {"nodes": tables.num_nodes, "edges": tables.num_edges, "recommended": recs.num_rows,
+                "explains": expl.num_rows if expl is not None else 0}
+
+    def _rebuild(self, tables: GraphTables, model_id: str | None = None, recs: pa.Table | None = None,
+                 expl: dict[str, pa.Table] | None = None) -> None:
+        """Build a new store file holding ``tables``, the stored results of every model but
+        ``model_id`` between nodes that remain, and ``recs`` / ``expl`` as ``model_id``'s results;
+        swap it in (the old file stays whole until the rename)."""
+        kept_recs, kept_expl = self._published()
+        ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
+        kept_recs = _keep(kept_recs, ids["User"], ids["Item"], model_id=model_id)
+        kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"], model_id=model_id)
+                     for label, t in kept_expl.items()}
+        if recs is not None:
+            kept_recs = pa.concat_tables([kept_recs, recs.cast(kept_recs.schema)])
+        for label, part in (expl or {}).items():
+            kept_expl[label] = pa.concat_tables([kept_expl[label], part.cast(kept_expl[label].schema)])
+        what = "writing the graph" if model_id is None else f"publishing model '{model_id}'"
+        self._build_and_swap(lambda: self._fill(tables, kept_recs, kept_expl), what)
+
+    def _build_and_swap(self, fill: Callable[[], None], what: str, copy_of_store: bool = False) -> None:
+        """Write a new store file beside the store (``fill`` runs on it; a copy of the store when
+        ``copy_of_store``), close and sync it, rename it over the store and reopen."""
+        build = self._build_path()
+        remove_files(build)
+        try:
+            if copy_of_store:
+                self._exec("CHECKPOINT")  # the file alone then holds every committed write
+                shutil.copyfile(self.path, build)
+            self._build(build, fill)
+        except BaseException as exc:
+            remove_files(build)
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"{self.uri}: {what} failed, nothing was changed: {exc}") from None
+            raise
+        self._swap_in(build)
 
     def _published(self) -> tuple[pa.Table, dict[str, pa.Table]]:
         """The stored RECOMMENDED and EXPLAINS edges (per target label), to carry into a new graph."""
@@ -72,8 +112,9 @@ class EmbeddedWrites:
             if not stale.name.endswith((".wal", ".shadow", ".lock", ".checkpoint")):
                 remove_files(stale)
 
-    def _build(self, build: Path, tables: GraphTables, recs: pa.Table, expl: dict[str, pa.Table]) -> None:
-        """Write a complete store file at ``build``: schema, graph, kept results; closed and synced."""
+    def _build(self, build: Path, fill: Callable[[], None]) -> None:
+        """Run ``fill`` on a connection to the store file ``build`` (``_exec`` / ``_copy`` work on
+        it meanwhile), then close it and sync it to disk."""
         lb = ladybug_module()
         # Nobody sees the build file before the rename and a failed or killed build is discarded,
         # so each statement commits on its own (no transaction spanning the whole graph: its
@@ -82,28 +123,32 @@ class EmbeddedWrites:
         db = lb.Database(str(build), auto_checkpoint=False, **self._options)
         conn = lb.Connection(db)
         outer = self._conn
-        self._conn = conn  # _exec / _copy work on the build file
+        self._conn = conn
         try:
-            for stmt in ladybug_ddl():
-                self._exec(stmt)
-            for label in ("User", "Item", "Entity"):
-                self._copy(label, tables.nodes[label])
-            self._copy("INTERACTED", tables.interactions)
-            for pair, data in tables.knowledge.items():
-                self._copy("RELATED", data, pair)
-            self._copy("RECOMMENDED", recs)
-            self._summarize(pc.unique(recs.column("model")).to_pylist())
-            for label, kept in expl.items():
-                self._copy("EXPLAINS", kept, ("User", label))
+            fill()
         finally:
             self._conn = outer
             conn.close()
             db.close()  # checkpoints: the file holds everything and needs no WAL
         leftovers = [p.name for p in sidecars(build) if p.exists()]
         if leftovers:
-            raise StoreError(f"{self.uri}: the new graph file was not closed cleanly ({', '.join(leftovers)} "
+            raise StoreError(f"{self.uri}: the new store file was not closed cleanly ({', '.join(leftovers)} "
                              "remain); nothing was changed. Fix: check free disk space and try again")
         fsync(build)
+
+    def _fill(self, tables: GraphTables, recs: pa.Table, expl: dict[str, pa.Table]) -> None:
+        """Schema, graph and results into the (empty) store file that ``_exec`` works on."""
+        for stmt in ladybug_ddl():
+            self._exec(stmt)
+        for label in ("User", "Item", "Entity"):
+            self._copy(label, tables.nodes[label])
+        self._copy("INTERACTED", tables.interactions)
+        for pair, data in tables.knowledge.items():
+            self._copy("RELATED", data, pair)
+        self._copy("RECOMMENDED", recs)
+        self._summarize(pc.unique(recs.column("model")).to_pylist())
+        for label, kept in expl.items():
+            self._copy("EXPLAINS", kept, ("User", label))
 
     def _swap_in(self, build: Path) -> None:
         """Close this store, rename ``build`` over it, reopen it."""
@@ -132,15 +177,15 @@ class EmbeddedWrites:
         table = recommendation_table(df, model_id)
         with self._lock:
             self._check_open()
-            try:
+            check_result_ids(table, "to", self._ids, "write_recommendations", self.uri)
+
+            def replace() -> None:
                 with self._transaction():
-                    check_result_ids(table, "to", self._ids, "write_recommendations", self.uri)
                     self._exec("MATCH (:User)-[r:RECOMMENDED]->(:Item) WHERE r.model = $model DELETE r",
                                {"model": model_id})
                     self._copy("RECOMMENDED", table)
                     self._summarize([model_id])
-            except RuntimeError as exc:
-                raise StoreError(f"{self.uri}: writing recommendations failed, nothing was changed: {exc}") from None
+            self._build_and_swap(replace, "writing recommendations", copy_of_store=True)
         return table.num_rows
 
     def write_explanations(self, df: pd.DataFrame, model_id: str) -> int:
@@ -148,23 +193,27 @@ class EmbeddedWrites:
         table = explanation_table(df, model_id)
         with self._lock:
             self._check_open()
-            try:
+            parts = explanation_parts(table)
+            check_result_ids(table, "item", self._ids, "write_explanations", self.uri, parts)
+
+            def replace() -> None:
                 with self._transaction():
-                    parts = explanation_parts(table)
-                    check_result_ids(table, "item", self._ids, "write_explanations", self.uri, parts)
                     self._exec("MATCH (:User)-[x:EXPLAINS]->() WHERE x.model = $model DELETE x", {"model": model_id})
                     for label, part in parts:
                         self._copy("EXPLAINS", part, ("User", label))
-            except RuntimeError as exc:
-                raise StoreError(f"{self.uri}: writing explanations failed, nothing was changed: {exc}") from None
+            self._build_and_swap(replace, "writing explanations", copy_of_store=True)
         return table.num_rows
 
 
-def _keep(table: pa.Table, from_ids: pa.Array, to_ids: pa.Array, item_ids: pa.Array | None = None) -> pa.Table:
-    """Rows of a kept RECOMMENDED / EXPLAINS table whose end nodes (and explained item) still exist."""
+def _keep(table: pa.Table, from_ids: pa.Array, to_ids: pa.Array, item_ids: pa.Array | None = None,
+          model_id: str | None = None) -> pa.Table:
+    """Rows of a kept RECOMMENDED / EXPLAINS table whose end nodes (and explained item) still
+    exist, and that are not ``model_id``'s (being replaced)."""
     if table.num_rows == 0:
         return table
     keep = pc.and_(pc.is_in(table.column("from"), value_set=from_ids), pc.is_in(table.column("to"), value_set=to_ids))
     if item_ids is not None:
         keep = pc.and_(keep, pc.is_in(table.column("item"), value_set=item_ids))
+    if model_id is not None:
+        keep = pc.and_(keep, pc.not_equal(table.column("model"), model_id))
     return table.filter(keep)

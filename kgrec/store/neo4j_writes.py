@@ -25,7 +25,8 @@ from ..knowledge_graph import KnowledgeGraph
 from .base import MODEL_SUMMARY, RECOMMENDED_MODELS
 from .neo4j_params import (GROUPED_EDGES, ROWS, Column, NodeIds, by_target, column_params, grouped_edge_params,
                            neo4j_types, safe)
-from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
+from .result_tables import (check_result_ids, explanation_parts, explanation_table, recommendation_table,
+                            staging_id)
 from .tables import graph_tables
 
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
@@ -170,11 +171,17 @@ class Neo4jWrites:
         self._in_parallel([lambda part=table.filter(pa.array(stream == i)): self._write_columns(
             create, part, what, retry_cypher=retry, params_of=grouped_edge_params) for i in range(streams)])
 
-    def _replace_model_edges(self, rel: str, model_id: str, groups: list[tuple[str, str, pa.Table]],
-                             what: str, then: tuple[str, ...] = ()) -> None:
-        """Delete ``rel`` edges of ``model_id`` and write ``groups`` [(create, merge, table)], then
-        run the statements ``then`` (with ``$model``): in one transaction up to ``atomic_rows``
-        rows, else in batches after a batched delete and ``then`` in a transaction of its own.
+    def _replace_model(self, model_id: str, rels: tuple[str, ...], groups: list[tuple[str, str, pa.Table]],
+                       what: str, summarize: bool) -> None:
+        """Replace model ``model_id``'s ``rels`` edges by the edges of ``groups`` [(create, merge,
+        table)] and, with ``summarize``, rebuild its summary: readers see the old edges or the new
+        ones, never a mix.
+
+        Up to ``atomic_rows`` rows this is one transaction (delete, create, summary). Above that
+        the new edges are first written in batches under a staging model name (:func:`staging_id`:
+        invisible to queries on ``model_id``), then one transaction deletes the old edges, renames
+        the staged ones and rebuilds the summary. Staged edges left by an interrupted write are
+        removed first, so running the write again converges.
 
         The edges are ``CREATE``d, never ``MERGE``d, in a first attempt: the model has no ``rel``
         edges left by then and the tables hold no duplicates. A ``MERGE`` on ``{model: ...}`` may be
@@ -182,23 +189,50 @@ class Neo4jWrites:
         the model (the plan depends on the statistics when it is first cached): quadratic (measured
         in docs/results.md). Only a batch that the driver retries outside a transaction that
         also deleted runs ``merge`` (its first attempt may have committed)."""
-        delete = f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $model DELETE r"
         total = sum(t.num_rows for _, _, t in groups)
-        if total <= self.atomic_rows:  # a retry re-runs the delete too, so CREATE stays exact
+        then = MODEL_SUMMARY if summarize else ()
+        if total <= self.atomic_rows:  # a retry re-runs the deletes too, so CREATE stays exact
             def work(tx: Any) -> None:
-                tx.run(delete, model=model_id).consume()
+                for rel in rels:
+                    tx.run(f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $model DELETE r", model=model_id).consume()
                 for create, _, table in groups:
                     for start in range(0, table.num_rows, self.batch_size):
-                        part = table.slice(start, self.batch_size)
-                        tx.run(create, column_params(part)).consume()
+                        tx.run(create, column_params(table.slice(start, self.batch_size))).consume()
                 _run_each(tx, then, model_id)
             self._run_write(work, what)
             return
-        self._delete_all(f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $model", what, model=model_id)
+        staging = staging_id(model_id)
+        for rel in rels:
+            self._delete_all(f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $model", what, model=staging)
         for create, merge, table in groups:
-            self._write_columns(create, table, what, retry_cypher=merge)
-        if then:
-            self._run_write(lambda tx: _run_each(tx, then, model_id), what)
+            staged = table.set_column(table.schema.get_field_index("model"), "model",
+                                      pa.array([staging] * table.num_rows, pa.string()))
+            self._write_columns(create, staged, what, retry_cypher=merge)
+
+        def switch(tx: Any) -> None:
+            for rel in rels:
+                tx.run(f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $model DELETE r", model=model_id).consume()
+                tx.run(f"MATCH ()-[r:{safe(rel)}]->() WHERE r.model = $staging SET r.model = $model",
+                       staging=staging, model=model_id).consume()
+            _run_each(tx, then, model_id)
+        self._run_write(switch, what)
+
+    def _recommendation_groups(self, table: pa.Table) -> list[tuple[str, str, pa.Table]]:
+        match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
+        create = f"{match}CREATE (u)-[:RECOMMENDED {{model: $model[k], score: $score[k], rank: $rank[k]}}]->(i)"
+        merge = (f"{match}MERGE (u)-[r:RECOMMENDED {{model: $model[k]}}]->(i) "
+                 "SET r.score = $score[k], r.rank = $rank[k]")
+        return [(create, merge, table)]
+
+    def _explanation_groups(self, parts: list[tuple[str, pa.Table]]) -> list[tuple[str, str, pa.Table]]:
+        groups = []
+        for label, part in parts:
+            match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{safe(label)} {{id: $to[k]}}) "
+            key = "model: $model[k], item: $item[k], path: $path[k]"
+            groups.append((f"{match}CREATE (u)-[:EXPLAINS {{{key}, weight: $weight[k], rank: $rank[k]}}]->(n)",
+                           f"{match}MERGE (u)-[x:EXPLAINS {{{key}}}]->(n) SET x.weight = $weight[k], x.rank = $rank[k]",
+                           part))
+        return groups
 
     def write_recommendations(self, df: pd.DataFrame, model_id: str) -> int:
         self._check_writable()
@@ -207,12 +241,8 @@ class Neo4jWrites:
             self._check_open()
             self._ensure_schema()
             check_result_ids(table, "to", self._ids, "write_recommendations", self.uri)
-            match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (i:Item {{id: $to[k]}}) "
-            create = f"{match}CREATE (u)-[:RECOMMENDED {{model: $model[k], score: $score[k], rank: $rank[k]}}]->(i)"
-            merge = (f"{match}MERGE (u)-[r:RECOMMENDED {{model: $model[k]}}]->(i) "
-                     "SET r.score = $score[k], r.rank = $rank[k]")
-            self._replace_model_edges("RECOMMENDED", model_id, [(create, merge, table)],
-                                      f"writing recommendations of model '{model_id}'", then=MODEL_SUMMARY)
+            self._replace_model(model_id, ("RECOMMENDED",), self._recommendation_groups(table),
+                                f"writing recommendations of model '{model_id}'", summarize=True)
             self._refresh_plans()
         return table.num_rows
 
@@ -224,16 +254,27 @@ class Neo4jWrites:
             self._ensure_schema()
             parts = explanation_parts(table)
             check_result_ids(table, "item", self._ids, "write_explanations", self.uri, parts)
-            groups = []
-            for label, part in parts:
-                match = f"{ROWS} MATCH (u:User {{id: $from[k]}}) MATCH (n:{safe(label)} {{id: $to[k]}}) "
-                key = "model: $model[k], item: $item[k], path: $path[k]"
-                groups.append((f"{match}CREATE (u)-[:EXPLAINS {{{key}, weight: $weight[k], rank: $rank[k]}}]->(n)",
-                               f"{match}MERGE (u)-[x:EXPLAINS {{{key}}}]->(n) SET x.weight = $weight[k], x.rank = $rank[k]",
-                               part))
-            self._replace_model_edges("EXPLAINS", model_id, groups, f"writing explanations of model '{model_id}'")
+            self._replace_model(model_id, ("EXPLAINS",), self._explanation_groups(parts),
+                                f"writing explanations of model '{model_id}'", summarize=False)
             self._refresh_plans()
         return table.num_rows
+
+    def publish_model(self, kg: KnowledgeGraph, recommendations: pd.DataFrame, explanations: pd.DataFrame | None,
+                      model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
+        self._check_writable()
+        recs = recommendation_table(recommendations, model_id)
+        expl = explanation_table(explanations, model_id) if explanations is not None and len(explanations) else None
+        with self._lock:
+            written = self.write_graph(kg, features)
+            parts = explanation_parts(expl) if expl is not None else []
+            check_result_ids(recs, "to", self._ids, "publish", self.uri)
+            if expl is not None:
+                check_result_ids(expl, "item", self._ids, "publish (explanations)", self.uri, parts)
+            self._replace_model(model_id, ("RECOMMENDED", "EXPLAINS"),
+                                self._recommendation_groups(recs) + self._explanation_groups(parts),
+                                f"publishing model '{model_id}'", summarize=True)
+            self._refresh_plans()
+        return {**written, "recommended": recs.num_rows, "explains": expl.num_rows if expl is not None else 0}
 
     # ---------------------------------------------------------------- batches, schema, summaries
     def _ensure_schema(self) -> None:

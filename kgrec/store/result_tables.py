@@ -102,9 +102,22 @@ def explanation_table(df: pd.DataFrame, model_id: str) -> pa.Table:
     return table if first.all() else table.filter(pa.array(first))
 
 
+#: prefix of the model name under which a store stages a model's new edges before switching to them
+STAGING_PREFIX = "kgrec-staging:"
+
+
+def staging_id(model_id: str) -> str:
+    """The model name under which ``model_id``'s new edges are written before the switch."""
+    return STAGING_PREFIX + model_id
+
+
 def check_model_id(model_id: str) -> str:
+    """``model_id`` when it names a model: a non-empty string, not a staging name."""
     if not isinstance(model_id, str) or not model_id.strip():
         raise DataError("model_id", None, f"{model_id!r} is not a model name", "pass a non-empty string")
+    if model_id.startswith(STAGING_PREFIX):
+        raise DataError("model_id", None, f"'{model_id}' starts with '{STAGING_PREFIX}', which kgrec keeps for "
+                        "models being written", "choose another model name")
     return model_id
 
 
