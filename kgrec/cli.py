@@ -216,14 +216,17 @@ def publish(
     store: StoreOpt = "kgrec.db",
     k: Annotated[int, typer.Option(help="Recommendations per user.")] = 20,
     explanations: Annotated[int, typer.Option(help="Explanation paths per recommendation (0: none).")] = 3,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another writer of the store to finish "
+                                             "(0: fail at once, naming it).")] = 0.0,
 ) -> None:
     """Write the graph, its features, every user's top-k (RECOMMENDED) and their explanation
-    paths (EXPLAINS) into the store. Re-publishing replaces this model's edges only."""
+    paths (EXPLAINS) into the store, as one publication: readers see the old one or the new one.
+    Re-publishing replaces this model's edges only."""
     from .recommender import Recommender
     from .store import open_store
 
     rec = Recommender.load(model)
-    with open_store(store) as st:
+    with open_store(store, timeout=wait) as st:
         console.print(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) per "
                       f"recommendation to {store}", markup=False, highlight=False)
         rec.publish(st, k=k, explanations=explanations)

@@ -2,19 +2,24 @@
 
 - One file plus its write-ahead log (``kgrec.db``, ``kgrec.db.wal``); a committed write survives
   ``kill -9`` and a killed write leaves the store as it was before that write began.
-- One writer: opening a store for writing takes the file lock; a second writer, in this or
-  another process, gets ``StoreError: kgrec.db is locked by process N``. Readers open with
-  ``read_only=True``.
+- One writer: a writable store holds the lock file ``kgrec.db.writer``
+  (:class:`~kgrec.store.writer_lock.WriterLock`) from open to close, swaps included; a second
+  writer, in this or another process, waits ``timeout`` seconds, then gets ``StoreError:
+  kgrec.db is locked by process N on host H``. The lock dies with its process (``kill -9``
+  too), so the next writer takes it over without a repair step. Readers open with
+  ``read_only=True`` and take no lock; while a writer holds the store, a reader whose open
+  meets a swap or a checkpoint tries again for up to 10 s.
 - Bulk writes go through Arrow tables (``COPY ... FROM $table``), never row by row.
-  ``write_graph`` builds the new graph (and the recommendations and explanations it keeps) in a
-  fresh file beside the store, closes it (a full checkpoint) and atomically renames it over the
-  store: a kill at any moment leaves either the old graph or the new one, never a mix, and the
-  result does not depend on what was there before. (Dropping and refilling the tables in one
-  ladybug transaction is not safe: ladybug 0.22 loses the committed tables when killed during the
-  checkpoint that follows such a transaction; tests/test_store_faults.py kills it there.)
-  ``write_recommendations`` / ``write_explanations`` delete one model's edges and append the new
-  ones with ``COPY`` in one transaction in place; the model's summary (``Model`` node,
-  ``RECOMMENDS`` edges) is rebuilt in the same transaction, and by ``write_graph`` in the new file.
+- Every write builds a complete new database file beside the store, closes it (a full
+  checkpoint), syncs it and atomically renames it over the store: a kill at any moment leaves the
+  old contents or the new ones, never a mix, and a reader sees one or the other.
+  ``publish_model`` writes the graph and one model's recommendations and explanations into one
+  such file (the other models' results kept between the nodes that remain); ``write_graph``
+  writes the graph with every kept result; ``write_recommendations`` / ``write_explanations``
+  copy the store file and replace one model's edges in the copy. (Replacing tables in place is
+  not safe: ladybug 0.22 loses the committed tables when killed during the checkpoint that
+  follows such a transaction; tests/test_store_faults.py and tests/test_store_publication.py
+  kill writes at random moments.)
 - Readers that opened the store with ``read_only=True`` keep the graph they opened until they
   reopen it.
 - ``query`` runs each statement as a prepared statement (one statement only) inside a

@@ -1,9 +1,9 @@
-"""The embedded store's write path: a new graph built in a file beside the store and swapped in.
+"""The embedded store's write path: a new store file built beside the store and swapped in.
 
-:class:`EmbeddedWrites` gives :class:`kgrec.store.embedded.EmbeddedStore` its ``write_graph``
-(build a complete database file beside the store, then rename it over the store: a kill at any
-moment leaves the old graph or the new one), ``write_recommendations`` and
-``write_explanations`` (one model's edges replaced in one transaction in place). The guarantees
+:class:`EmbeddedWrites` gives :class:`kgrec.store.embedded.EmbeddedStore` its ``write_graph``,
+``publish_model``, ``write_recommendations`` and ``write_explanations``: each builds a complete
+database file beside the store (a new one, or a copy of the store for a model's results alone)
+and renames it over the store, so a kill at any moment leaves the old contents or the new. The guarantees
 are listed in :mod:`kgrec.store.embedded`; the store object supplies the connection, the lock and
 the low-level helpers (``_exec``, ``_copy``, ``_summarize``...).
 """

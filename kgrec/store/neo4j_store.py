@@ -25,11 +25,16 @@
   for one transaction. An interrupted write (server stopped, connection lost) leaves part of the
   new graph; running ``write_graph`` again completes it exactly (it first removes the graph's
   edges, then writes nodes, removes nodes the graph lacks and creates edges).
-  ``write_recommendations`` / ``write_explanations`` replace a model's edges in one transaction
-  up to ``atomic_rows`` rows (200k by default), in batches above that; they ``CREATE`` the edges
-  (see :meth:`Neo4jStore._replace_model_edges` for why not ``MERGE``). The model's summary
-  (``Model`` node, ``RECOMMENDS`` edges) is rebuilt in the same transaction, or in one of its own
-  after the batches; ``write_graph`` rebuilds the summaries of models that lost recommendations.
+  ``publish_model`` writes the graph so, then switches the model's recommendations and
+  explanations at once; ``write_recommendations`` / ``write_explanations`` switch one of the two.
+  A switch is one transaction up to ``atomic_rows`` rows (200k by default); above that the new
+  edges are written in batches under a staging model name, then one transaction replaces the old
+  edges with them (:meth:`Neo4jStore._replace_model`): queries on the model see the old results
+  or the new ones, and an interrupted publish leaves the old ones, cleaned up by the next. The
+  model's summary (``Model`` node, ``RECOMMENDS`` edges) is rebuilt in the switching
+  transaction; ``write_graph`` rebuilds the summaries of models that lost recommendations.
+  Neo4j has no writer lock: two publishers of the same model to one server serialise on the
+  server's locks, and the last switch wins.
 - ``query`` runs as one auto-commit query in a session with ``default_access_mode=READ`` (one
   round trip; a managed transaction took two, and longer per query: measured in docs/results.md):
   the server itself refuses writes (``Neo.ClientError.Statement.AccessMode``). It is not retried.
