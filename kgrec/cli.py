@@ -224,14 +224,19 @@ def publish(
     Re-publishing replaces this model's edges only."""
     from .recommender import Recommender
     from .store import open_store
+    from .store.tables import MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_TEXT_CHARS
 
     rec = Recommender.load(model)
     with open_store(store, timeout=wait) as st:
         console.print(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) per "
                       f"recommendation to {store}", markup=False, highlight=False)
-        rec.publish(st, k=k, explanations=explanations)
+        written = rec.publish(st, k=k, explanations=explanations)
         counts = st.counts()
     console.print(frame_table(counts_frame(counts), f"published to {store}"))
+    if written["texts_cut"]:
+        console.print(f"{written['texts_cut']} names, texts or explanation paths were longer than the store keeps "
+                      f"({MAX_NAME_CHARS} / {MAX_TEXT_CHARS} / {MAX_PATH_CHARS} characters) and were cut there; "
+                      "the model saw the full texts", markup=False, highlight=False)
 
 
 @app.command()

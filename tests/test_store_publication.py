@@ -272,3 +272,27 @@ def test_neo4j_staged_publication_interrupted_by_a_restart_keeps_the_old_results
         assert (c["recommendations"], c["explanations"]) == (len(recs_b), len(expl_b))
         staged = store.query("MATCH ()-[r]->() WHERE r.model STARTS WITH $p RETURN count(r) AS n", p=STAGING_PREFIX)
         assert int(staged["n"][0]) == 0
+
+
+def test_long_names_texts_and_paths_are_cut_and_counted(tmp_path: Path, ml100k_dir: Path) -> None:
+    from kgrec.store.tables import MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_TEXT_CHARS
+
+    kg = sup.subgraph(sup.ml100k(ml100k_dir), 30)
+    kg.features = None
+    items = kg.items.copy()
+    items.loc[0, "name"] = "T" * 1_000_000  # a 1 MB title
+    items.loc[1, "text"] = "x" * (MAX_TEXT_CHARS + 1)
+    kg = kg.with_interactions(kg.interactions, items=items)
+    recs = sup.recommendations(kg, k=3)
+    expl = sup.explanations(recs, kg)
+    expl.loc[0, "path"] = "p" * (MAX_PATH_CHARS * 3)
+    with kgrec.open_store(tmp_path / "kgrec.db") as store:
+        written = store.publish_model(kg, recs, expl, "m")
+        assert written["texts_cut"] == 3
+        longest = store.query("MATCH (i:Item) RETURN max(size(i.name)) AS name, max(size(i.text)) AS text")
+        assert (int(longest["name"][0]), int(longest["text"][0])) == (MAX_NAME_CHARS, MAX_TEXT_CHARS)
+        title = store.query("MATCH (i:Item {id: $id}) RETURN i.name AS name", id=str(items.loc[0, "item_id"]))
+        assert title["name"][0] == "T" * (MAX_NAME_CHARS - 1) + "…"
+        paths = store.query("MATCH ()-[x:EXPLAINS]->() RETURN max(size(x.path)) AS n")
+        assert int(paths["n"][0]) == MAX_PATH_CHARS
+    assert (tmp_path / "kgrec.db").stat().st_size < 50 * 2**20

@@ -20,7 +20,8 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
     edges (``model_id``'s old ones replaced; none with ``explanations=0``): a path's edges point
     at its inner nodes, a direct one (the user's own triple to the item) at the item. Everything
     is computed first, then written as one publication (:meth:`GraphStore.publish_model`).
-    Returns the counts written: ``{"recommended": ..., "explains": ...}``."""
+    Returns the counts written: ``{"recommended": ..., "explains": ..., "texts_cut": ...}`` (names,
+    texts and paths longer than the store keeps, :data:`kgrec.store.tables.MAX_TEXT_CHARS`...)."""
     recs = rec.recommend(rec.user_ids(), k=k, batch_size=batch_size)  # user_ids() checks that rec is fitted
     rows: list[dict[str, Any]] = []
     if explanations > 0 and explain_top > 0:
@@ -45,7 +46,7 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
             bar.close()
     written = store.publish_model(rec.graph_, recs, pd.DataFrame(rows) if rows else None, model_id,
                                   features=rec.graph_.features)
-    return {"recommended": written["recommended"], "explains": written["explains"]}
+    return {key: written[key] for key in ("recommended", "explains", "texts_cut")}
 
 
 def _progress(total: int, enabled: bool) -> Any:

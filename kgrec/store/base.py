@@ -94,8 +94,12 @@ class GraphStore(ABC):
         recommendations and explanations between nodes that remain are kept, and the models'
         summaries (:data:`MODEL_SUMMARY`) count only those.
 
+        Names and texts longer than :data:`~kgrec.store.tables.MAX_NAME_CHARS` /
+        :data:`~kgrec.store.tables.MAX_TEXT_CHARS` characters are cut (ending in "…").
+
         Idempotent: writing the same graph twice leaves the same contents. Returns the
-        number of nodes and edges written (``{"nodes": ..., "edges": ...}``)."""
+        number of nodes and edges written and of texts cut (``{"nodes": ..., "edges": ...,
+        "texts_cut": ...}``)."""
 
     @abstractmethod
     def read_graph(self) -> KnowledgeGraph:
@@ -137,7 +141,8 @@ class GraphStore(ABC):
         moment leaves one state or the other). Neo4j writes the graph first (idempotent, not
         atomic), then switches the model's results in one transaction (see
         :meth:`~kgrec.store.neo4j_store.Neo4jStore._replace_model`). Returns the counts written:
-        ``nodes``, ``edges``, ``recommended``, ``explains``."""
+        ``nodes``, ``edges``, ``recommended``, ``explains``, and ``texts_cut``: names, texts and
+        explanation paths longer than the caps of :mod:`kgrec.store.tables`, cut."""
 
     # ---------------------------------------------------------------- reading
     @abstractmethod

@@ -25,7 +25,8 @@ from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
 from .base import explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
-from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
+from .result_tables import (check_result_ids, explanation_parts, explanation_table, paths_cut,
+                            recommendation_table)
 from .tables import GraphTables, graph_tables
 
 
@@ -40,7 +41,7 @@ class EmbeddedWrites:
         with self._lock:
             self._check_open()
             self._rebuild(tables)
-        return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+        return {"nodes": tables.num_nodes, "edges": tables.num_edges, "texts_cut": tables.texts_cut}
 
     def publish_model(self, kg: KnowledgeGraph, recommendations: pd.DataFrame, explanations: pd.DataFrame | None,
                       model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
@@ -57,7 +58,8 @@ class EmbeddedWrites:
             self._check_open()
             self._rebuild(tables, model_id, recs, dict(parts))
         return {"nodes": tables.num_nodes, "edges": tables.num_edges, "recommended": recs.num_rows,
-                "explains": expl.num_rows if expl is not None else 0}
+                "explains": expl.num_rows if expl is not None else 0,
+                "texts_cut": tables.texts_cut + paths_cut(explanations)}
 
     def _rebuild(self, tables: GraphTables, model_id: str | None = None, recs: pa.Table | None = None,
                  expl: dict[str, pa.Table] | None = None) -> None:

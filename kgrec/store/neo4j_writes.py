@@ -25,8 +25,8 @@ from ..knowledge_graph import KnowledgeGraph
 from .base import MODEL_SUMMARY, RECOMMENDED_MODELS
 from .neo4j_params import (GROUPED_EDGES, ROWS, Column, NodeIds, by_target, column_params, grouped_edge_params,
                            neo4j_types, safe)
-from .result_tables import (check_result_ids, explanation_parts, explanation_table, recommendation_table,
-                            staging_id)
+from .result_tables import (check_result_ids, explanation_parts, explanation_table, paths_cut,
+                            recommendation_table, staging_id)
 from .tables import graph_tables
 
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
@@ -72,7 +72,7 @@ class Neo4jWrites:
                                for pair in tables.knowledge])
             self._summarize(self._stale_models())
             self._refresh_plans()
-        return {"nodes": tables.num_nodes, "edges": tables.num_edges}
+        return {"nodes": tables.num_nodes, "edges": tables.num_edges, "texts_cut": tables.texts_cut}
 
     def _in_parallel(self, writes: list[Callable[[], Any]]) -> list[Any]:
         """Run ``writes`` on up to ``parallel_writes`` threads (each its own transactions); their
@@ -274,7 +274,8 @@ class Neo4jWrites:
                                 self._recommendation_groups(recs) + self._explanation_groups(parts),
                                 f"publishing model '{model_id}'", summarize=True)
             self._refresh_plans()
-        return {**written, "recommended": recs.num_rows, "explains": expl.num_rows if expl is not None else 0}
+        return {**written, "recommended": recs.num_rows, "explains": expl.num_rows if expl is not None else 0,
+                "texts_cut": written["texts_cut"] + paths_cut(explanations)}
 
     # ---------------------------------------------------------------- batches, schema, summaries
     def _ensure_schema(self) -> None:

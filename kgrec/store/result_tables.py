@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..errors import DataError, StoreError
 from .base import LABEL_TO_TYPE, NODE_TABLES, explains_targets
+from .tables import MAX_PATH_CHARS, cap_text
 
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "score", "rank")
 EXPLANATION_COLUMNS = ("user_id", "item_id", "rank", "path", "weight")
@@ -55,7 +56,8 @@ def explanation_table(df: pd.DataFrame, model_id: str) -> pa.Table:
     (the path as text), ``weight`` and the node on the path as ``node_type`` (user / item /
     entity) and ``node_id``. Without ``node_type``/``node_id`` (or where they are empty) the row
     stands for the whole path and points at the recommended item. A node listed twice for the same
-    (user, item, path) is kept once."""
+    (user, item, path) is kept once. Paths longer than :data:`~kgrec.store.tables.MAX_PATH_CHARS`
+    are cut (:func:`~kgrec.store.tables.cap_text`)."""
     model_id = check_model_id(model_id)
     src = f"explanations of model '{model_id}'"
     missing = [c for c in EXPLANATION_COLUMNS if c not in df.columns]
@@ -92,10 +94,11 @@ def explanation_table(df: pd.DataFrame, model_id: str) -> pa.Table:
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(src, row, f"an explanation cannot point at a {labels.iloc[row]} node (schema allows "
                         f"{allowed})", "name a node of an allowed type")
+    path_text, _ = cap_text(pa.array(paths.astype(str).tolist(), pa.string()), MAX_PATH_CHARS)
     table = pa.table({"from": pa.array(users, pa.string()), "to": pa.array(node_id.astype(str).tolist(), pa.string()),
                       "to_label": pa.array(labels.tolist(), pa.string()),
-                     "model": pa.array([model_id] * len(df), pa.string()),
-                      "item": pa.array(items, pa.string()), "path": pa.array(paths.astype(str).tolist(), pa.string()),
+                      "model": pa.array([model_id] * len(df), pa.string()),
+                      "item": pa.array(items, pa.string()), "path": path_text,
                       "weight": pa.array(weight, pa.float64()), "rank": pa.array(rank, pa.int64())})
     # a node met twice on one path is one edge: (user, node, item, path) identifies an EXPLAINS edge
     first = ~table.select(["from", "to", "to_label", "item", "path"]).to_pandas().duplicated().to_numpy()
@@ -156,6 +159,13 @@ def check_known_ids(ids: list[str] | pa.Array, known: set[str], what: str, where
         raise StoreError(f"{where}: {len(missing)} {what} id(s) are not in the graph at {uri} "
                          f"(first: '{missing[0]}'). Fix: write the graph that the model was trained on first "
                          "(store.write_graph(kg)), then its recommendations")
+
+
+def paths_cut(df: pd.DataFrame | None) -> int:
+    """How many of an explanation frame's paths :func:`explanation_table` cuts."""
+    if df is None or len(df) == 0 or "path" not in df.columns:
+        return 0
+    return cap_text(pa.array(df["path"].astype("string"), from_pandas=True), MAX_PATH_CHARS)[1]
 
 
 def explanation_parts(table: pa.Table) -> list[tuple[str, pa.Table]]:

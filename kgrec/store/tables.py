@@ -24,6 +24,23 @@ from ..knowledge_graph import (ENTITY_COLUMNS, INTERACTION_COLUMNS, ITEM_COLUMNS
 from .base import NODE_TABLES, knowledge_pairs
 
 EMBEDDING_TYPE = pa.list_(pa.float32())
+#: the longest node name, node text and explanation path (in characters) a store keeps: longer
+#: ones are cut there and end in "…" (LM features are computed from the full text before that)
+MAX_NAME_CHARS = 256
+MAX_TEXT_CHARS = 4096
+MAX_PATH_CHARS = 1024
+
+
+def cap_text(values: pa.Array, limit: int) -> tuple[pa.Array, int]:
+    """``values`` (strings; nulls kept) with each longer than ``limit`` characters cut to
+    ``limit`` (its last character "…"), and how many were cut."""
+    too_long = pc.greater(pc.utf8_length(values), limit)
+    cut = int(pc.sum(too_long).as_py() or 0)
+    if cut == 0:
+        return values, 0
+    short = pc.binary_join_element_wise(pc.utf8_slice_codeunits(values, 0, limit - 1),
+                                        pa.scalar("…", values.type), pa.scalar("", values.type))
+    return pc.if_else(too_long, short, values), cut
 
 
 @dataclass
@@ -33,11 +50,14 @@ class GraphTables:
     ``nodes``      label -> table (``id``, ``name``, ``text`` [, ``kind``], ``embedding``)
     ``interactions``  ``from``, ``to``, ``rating``, ``weight``, ``timestamp`` (null = none)
     ``knowledge``  (head label, tail label) -> ``from``, ``to``, ``relation``
+    ``texts_cut``  how many names and texts were longer than :data:`MAX_NAME_CHARS` /
+                   :data:`MAX_TEXT_CHARS` and were cut
     """
 
     nodes: dict[str, pa.Table]
     interactions: pa.Table
     knowledge: dict[tuple[str, str], pa.Table] = field(default_factory=dict)
+    texts_cut: int = 0
 
     @property
     def num_nodes(self) -> int:
@@ -98,13 +118,15 @@ def graph_tables(kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) 
     whose (head type, tail type) pair the graph schema does not allow."""
     feats = check_features(kg, kg.features if features is None else features)
     nodes: dict[str, pa.Table] = {}
+    texts_cut = 0
     for nt, (label, table, key) in NODE_TABLES.items():
         df = getattr(kg, table)
         cols: dict[str, pa.Array] = {"id": _strings(df[key])}
         if nt == "entity":
             cols["kind"] = _strings(df["kind"])
-        cols["name"] = _strings(df["name"])
-        cols["text"] = _strings(df["text"])
+        cols["name"], names_cut = cap_text(_strings(df["name"]), MAX_NAME_CHARS)
+        cols["text"], text_cut = cap_text(_strings(df["text"]), MAX_TEXT_CHARS)
+        texts_cut += names_cut + text_cut
         # the schema's property order (Entity: id, kind, name, text, embedding)
         order = list(schema()["nodes"][label]["properties"])
         cols["embedding"] = _embedding_array(feats.get(nt), len(df))
@@ -132,7 +154,7 @@ def graph_tables(kg: KnowledgeGraph, features: Mapping[str, Any] | None = None) 
                                 "reverse the triple or model the edge in graph_schema/schema.json")
             knowledge[pair] = pa.table({"from": _strings(grp["head"]), "to": _strings(grp["tail"]),
                                         "relation": _strings(grp["relation"])})
-    return GraphTables(nodes, interactions, knowledge)
+    return GraphTables(nodes, interactions, knowledge, texts_cut)
 
 
 def embeddings_to_matrix(column: pa.ChunkedArray | pa.Array, label: str) -> np.ndarray | None:
