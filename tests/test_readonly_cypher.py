@@ -151,14 +151,7 @@ ESCAPES = {
     "projected graph": "CALL project_graph('g', ['User'], ['INTERACTED'])",
 }
 
-
-@pytest.mark.parametrize("name", sorted(ESCAPES))
-def test_extensions_databases_settings_writes_and_procedures_are_refused(store, files, name) -> None:
-    refused(store, ESCAPES[name].format(other=files["other"], export=files["export"], dir=files["dir"]))
-    assert_untouched(files)
-
-
-# ------------------------------------------------------------------ bypass attempts
+# bypass attempts: spellings of the escapes above and of COPY ... TO / LOAD FROM
 BYPASSES = {
     "lower case": "copy (match (u:User) return u.id) to '{new}'",
     "mixed case": "CoPy (MATCH (u:User) RETURN u.id) tO '{new}'",
@@ -185,9 +178,11 @@ BYPASSES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BYPASSES))
-def test_bypass_attempts_are_refused(store, files, name) -> None:
-    refused(store, BYPASSES[name].format(new=files["new"], secret=files["secret"]))
+@pytest.mark.parametrize("name", sorted(ESCAPES) + sorted(BYPASSES))
+def test_escapes_and_bypass_attempts_are_refused(store, files, name) -> None:
+    """Extensions, databases, settings, writes, procedures, and every bypass spelling."""
+    paths = {key: files[key] for key in ("other", "export", "dir", "new", "secret")}
+    refused(store, {**ESCAPES, **BYPASSES}[name].format(**paths))
     assert_untouched(files)
 
 
