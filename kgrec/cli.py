@@ -271,7 +271,8 @@ def cypher(
     out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
 ) -> None:
     """Run a read-only Cypher query (or a packaged one by name) against the embedded store or
-    Neo4j and print a table. Write clauses are refused by the store."""
+    Neo4j and print a table. Writes, file access (LOAD FROM / LOAD CSV / COPY TO), extensions and
+    procedures outside a read-only allow-list are refused (docs/security.md)."""
     from . import inspection
     from .store import open_store
 

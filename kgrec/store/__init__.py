@@ -30,8 +30,10 @@ def open_store(uri: str | os.PathLike = DEFAULT_PATH, *, user: str | None = None
         a file path (default ``kgrec.db``) -> the embedded ladybug store, created when missing;
         ``bolt://``, ``neo4j://`` (and their ``+s`` / ``+ssc`` variants) -> a Neo4j server.
     ``user`` / ``password``
-        Neo4j credentials; default ``NEO4J_USER`` / ``NEO4J_PASSWORD`` from the environment.
-        Without either, no authentication is sent (a server with auth off accepts that).
+        Neo4j credentials; default ``NEO4J_USER`` / ``NEO4J_PASSWORD`` from the environment, and
+        for a ``read_only`` store ``NEO4J_READ_USER`` / ``NEO4J_READ_PASSWORD`` when either is set
+        (inspection's own read-only account: docs/security.md). Without any, no authentication is
+        sent (a server with auth off accepts that).
     ``database``
         the Neo4j database (default: the server's default database).
     ``timeout``

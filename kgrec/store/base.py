@@ -149,8 +149,10 @@ class GraphStore(ABC):
     def query(self, cypher: str, **params: Any) -> pd.DataFrame:
         """Run one Cypher statement in a read-only transaction and return its rows (one column
         per returned name). Every value comes in as a ``$parameter``. A statement that writes
-        is refused by the store engine itself and raises :class:`ReadOnlyQueryError`; any other
-        failure raises :class:`StoreError` naming the store."""
+        is refused by the store engine itself and raises :class:`ReadOnlyQueryError`, and so is
+        one that would read or write files, load extensions, attach databases, change settings or
+        call a procedure outside an allow-list (:mod:`kgrec.store.cypher_guard`, docs/security.md);
+        any other failure raises :class:`StoreError` naming the store."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

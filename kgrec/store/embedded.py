@@ -23,7 +23,10 @@
 - Readers that opened the store with ``read_only=True`` keep the graph they opened until they
   reopen it.
 - ``query`` runs each statement as a prepared statement (one statement only) inside a
-  ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there. The store keeps
+  ``BEGIN TRANSACTION READ ONLY`` transaction: the engine refuses writes there. Reads of files,
+  copies out, extensions, attached databases and settings are not writes to ladybug: before a
+  statement is first prepared, :mod:`kgrec.store.cypher_guard` refuses it by its text and by the
+  plan ladybug's ``EXPLAIN`` gives for it (docs/security.md, "Read-only inspection"). The store keeps
   the last 64 statements prepared, so a query run again with other parameters is not planned again
   (a final ``LIMIT $n`` is prepared per value of ``n``: see :func:`literal_final_limit`).
 """
@@ -45,6 +48,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ReadOnlyQueryError, StoreError
+from .cypher_guard import check_read_only, ladybug_plan_refusal
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
 from .base import LABEL_TO_TYPE, MODEL_SUMMARY, NODE_TABLES, RECOMMENDED_MODELS, GraphStore, knowledge_pairs
@@ -58,7 +62,9 @@ GRAPH_TABLES = ("RECOMMENDS", "EXPLAINS", "RECOMMENDED", "RELATED", "INTERACTED"
 DEFAULT_BUFFER_POOL = 2 * 1024**3
 READ_RETRY_S = 10.0  # how long a read-only open retries while a writer swaps or checkpoints the file
 PREPARED_CACHE_SIZE = 64  # query() statements kept prepared per store (planning time: docs/results.md)
-_WRITE_REFUSED = "write query inside a read-only transaction"
+#: what ladybug says when it refuses a write in a read-only transaction / database
+_WRITE_REFUSED = ("write query inside a read-only transaction", "write operations in a read-only database")
+_EXPLAINED = re.compile(r"^\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
 
 #: a statement's last clause, ``LIMIT $name`` (``;`` and blanks after it allowed)
 _FINAL_LIMIT = re.compile(r"\bLIMIT\s+\$([A-Za-z_][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
@@ -260,6 +266,7 @@ class EmbeddedStore(EmbeddedWrites, GraphStore):
         return assemble_graph(nodes, inter, triples, name=self.path.name)
 
     def query(self, cypher: str, **params: Any) -> pd.DataFrame:
+        check_read_only(cypher, "ladybug", self.uri)
         with self._lock:
             self._check_open()
             self._exec("BEGIN TRANSACTION READ ONLY")
@@ -268,7 +275,7 @@ class EmbeddedStore(EmbeddedWrites, GraphStore):
                 df = result.get_as_df()
             except RuntimeError as exc:
                 msg = str(exc)
-                if _WRITE_REFUSED in msg:
+                if any(text in msg for text in _WRITE_REFUSED):
                     raise ReadOnlyQueryError(f"{self.uri}: query() is read-only and the store refused a write "
                                              f"({msg}). Fix: write through write_graph / write_recommendations, "
                                              "or inspect with MATCH ... RETURN") from None
@@ -283,20 +290,42 @@ class EmbeddedStore(EmbeddedWrites, GraphStore):
     def _statement(self, cypher: str, params: Mapping[str, Any]) -> Any:
         """``cypher`` prepared (planned) once per connection; ladybug binds the parameters again
         on each execution, whatever their types. A statement that failed to prepare is not kept
-        (executing it raises its error)."""
+        (executing it raises its error). Before it is first prepared, the plan of ``cypher`` is
+        checked (:meth:`_check_plan`)."""
         prepared = self._prepared.get(cypher)
         if prepared is not None:
             self._prepared.move_to_end(cypher)
             return prepared
-        with warnings.catch_warnings():
-            # ladybug deprecates prepare(); it is the documented way to refuse several statements
-            warnings.simplefilter("ignore", DeprecationWarning)
-            prepared = self._conn.prepare(cypher, dict(params))
+        checked = self._check_plan(cypher, params)
+        prepared = self._prepare(cypher, params)
+        if prepared.is_success() and not checked:
+            raise ReadOnlyQueryError(f"{self.uri}: query() is read-only and refuses a statement whose plan ladybug "
+                                     "does not show (EXPLAIN fails on it). Fix: inspect with MATCH ... RETURN")
         if prepared.is_success():
             self._prepared[cypher] = prepared
             if len(self._prepared) > PREPARED_CACHE_SIZE:
                 self._prepared.popitem(last=False)
         return prepared
+
+    def _prepare(self, cypher: str, params: Mapping[str, Any]) -> Any:
+        with warnings.catch_warnings():
+            # ladybug deprecates prepare(); it is the documented way to refuse several statements
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._conn.prepare(cypher, dict(params))
+
+    def _check_plan(self, cypher: str, params: Mapping[str, Any]) -> bool:
+        """Raise :class:`ReadOnlyQueryError` when the physical plan of ``cypher`` (``EXPLAIN``,
+        one prepared statement: nothing runs) does anything but read (:func:`ladybug_plan_refusal`).
+        False when ladybug cannot plan it (the caller refuses it unless it fails to prepare too)."""
+        explained = self._prepare("EXPLAIN " + _EXPLAINED.sub("", cypher, count=1), params)
+        if not explained.is_success():
+            return False
+        plan = self._conn.execute(explained, dict(params)).get_next()[0]
+        refused = ladybug_plan_refusal(str(plan))
+        if refused is not None:
+            raise ReadOnlyQueryError(f"{self.uri}: query() is read-only and refuses {refused}. Fix: inspect with "
+                                     "MATCH ... RETURN (see docs/security.md, 'Read-only inspection')")
+        return True
 
     def counts(self) -> dict[str, int]:
         with self._lock:

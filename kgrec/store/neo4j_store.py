@@ -38,6 +38,10 @@
 - ``query`` runs as one auto-commit query in a session with ``default_access_mode=READ`` (one
   round trip; a managed transaction took two, and longer per query: measured in docs/results.md):
   the server itself refuses writes (``Neo.ClientError.Statement.AccessMode``). It is not retried.
+  What READ mode lets through (``LOAD CSV``, procedures, ``TERMINATE TRANSACTIONS``, ``SHOW``)
+  :func:`kgrec.store.cypher_guard.check_read_only` refuses first; a store opened ``read_only``
+  logs in as ``NEO4J_READ_USER`` when that is set (:func:`credentials`). The server settings a
+  team should add are in docs/security.md ("Read-only inspection").
 - Every value is a ``$parameter``; only labels and relationship types from the schema (or
   ``relation_type``'s sanitised names) are ever part of the Cypher text.
 """
@@ -47,12 +51,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import ReadOnlyQueryError, StoreError
+from .cypher_guard import check_read_only
 from ..knowledge_graph import KnowledgeGraph
 from .base import LABEL_TO_TYPE, NODE_TABLES, RESERVED_TYPES, GraphStore, knowledge_pairs
 from .neo4j_params import SAFE_NAME, NodeIds, plain, safe, supports_dynamic_types
@@ -65,6 +70,18 @@ DEFAULT_RETRY_DELAY = 0.1  # seconds before a failed write is first retried (a d
 # a write's transaction ended by the server (terminated, e.g. at shutdown), not refused for its content
 INTERRUPTED = ("Neo.ClientError.Transaction.Terminated", "Neo.ClientError.Transaction.LockClientStopped")
 RERUN = "run the same write again (writes are idempotent)"
+
+
+def credentials(user: str | None, password: str | None, read_only: bool,
+                env: Mapping[str, str] = os.environ) -> tuple[str | None, str | None]:
+    """The user and password a store logs in with: the ones passed; else, for a ``read_only``
+    store, ``NEO4J_READ_USER`` / ``NEO4J_READ_PASSWORD`` when either is set (inspection's own
+    read-only account); else ``NEO4J_USER`` / ``NEO4J_PASSWORD``; else none (no authentication)."""
+    if user is not None or password is not None:
+        return user, password
+    if read_only and ("NEO4J_READ_USER" in env or "NEO4J_READ_PASSWORD" in env):
+        return env.get("NEO4J_READ_USER"), env.get("NEO4J_READ_PASSWORD")
+    return env.get("NEO4J_USER"), env.get("NEO4J_PASSWORD")
 
 
 def _neo4j() -> Any:
@@ -104,8 +121,9 @@ class Neo4jStore(Neo4jWrites, GraphStore):
             raise ValueError(f"retry_delay must be a number of seconds from 0 to 60 (got {retry_delay!r})")
         self._lock = threading.RLock()
         self._schema_ready = False
-        user = user if user is not None else os.environ.get("NEO4J_USER")
-        password = password if password is not None else os.environ.get("NEO4J_PASSWORD")
+        user, password = credentials(user, password, read_only)
+        #: the user name the store logged in as (None: no authentication sent)
+        self.user = None if user is None and password is None else (user or "neo4j")
         auth = None if user is None and password is None else neo4j.basic_auth(user or "neo4j", password or "")
         timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
         config = dict(auth=auth, connection_timeout=timeout, connection_acquisition_timeout=timeout + 5,
@@ -126,8 +144,9 @@ class Neo4jStore(Neo4jWrites, GraphStore):
                 self._driver.execute_query("RETURN 1", database_=database, routing_="r")
         except neo4j.exceptions.AuthError as exc:
             self._driver.close()
-            raise StoreError(f"{uri}: Neo4j refused the credentials ({exc.message}). Fix: pass user= and "
-                             "password= or set NEO4J_USER / NEO4J_PASSWORD") from None
+            env = "NEO4J_READ_USER / NEO4J_READ_PASSWORD" if read_only else "NEO4J_USER / NEO4J_PASSWORD"
+            raise StoreError(f"{uri}: Neo4j refused the credentials of user '{self.user}' ({exc.message}). Fix: "
+                             f"pass user= and password= or set {env}") from None
         except neo4j.exceptions.ClientError as exc:  # e.g. the database does not exist
             self._driver.close()
             raise StoreError(f"{uri}: Neo4j refused the connection: {exc.code}: {exc.message}. Fix: check "
@@ -266,6 +285,7 @@ class Neo4jStore(Neo4jWrites, GraphStore):
         return assemble_graph(nodes, inter, triples, name=self.uri)
 
     def query(self, cypher: str, **params: Any) -> pd.DataFrame:
+        check_read_only(cypher, "neo4j", self.uri)
         with self._lock:
             self._check_open()
 

@@ -39,11 +39,22 @@ import org.neo4j.kernel.internal.GraphDatabaseAPI;
  *   --exit-on-stdin-eof  shut down when standard input closes (the parent process died)
  * </pre>
  *
- * Prints {@code READY bolt://127.0.0.1:PORT} on stdout once the default database answers a
+ * <p>Configured as docs/security.md ("Read-only inspection") asks a team's server to be:
+ * {@code LOAD CSV} cannot read {@code file:///} URLs
+ * ({@code dbms.security.allow_csv_import_from_file_urls=false}), the import directory is an
+ * empty folder of its own, and only the procedures in {@link #PROCEDURE_ALLOWLIST} can be loaded
+ * from plugins ({@code dbms.security.procedures.allowlist}).
+ *
+ * <p>Prints {@code READY bolt://127.0.0.1:PORT} on stdout once the default database answers a
  * query, and {@code STOPPED} after a clean shutdown. SIGTERM (or SIGINT) shuts down cleanly via
  * a shutdown hook; SIGKILL leaves the store to Neo4j's recovery on the next start.
  */
 public final class Neo4jTestServer {
+
+    /** {@code dbms.security.procedures.allowlist}: the read-only schema procedures inspection may call. */
+    static final List<String> PROCEDURE_ALLOWLIST = List.of(
+            "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
+            "db.schema.nodeTypeProperties", "db.schema.relTypeProperties");
 
     private Neo4jTestServer() {
     }
@@ -77,6 +88,9 @@ public final class Neo4jTestServer {
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(HttpsConnector.enabled, false)
                 .setConfig(GraphDatabaseSettings.auth_enabled, false)
+                .setConfig(GraphDatabaseSettings.allow_file_urls, false)
+                .setConfig(GraphDatabaseSettings.load_csv_file_url_root, Files.createDirectories(home.resolve("import")))
+                .setConfig(GraphDatabaseSettings.procedure_allowlist, PROCEDURE_ALLOWLIST)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(options.pageCacheMb))
                 .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
                 .setConfig(GraphDatabaseSettings.preallocate_store_files, false)
