@@ -7,22 +7,29 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ModelError
+from ..privacy import KeySource, private_publication, read_key
 
 if TYPE_CHECKING:
     from .estimator import Recommender
 
 
 def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec", explanations: int = 3,
-            explain_top: int = 3, batch_size: int = 2048) -> dict[str, int]:
+            explain_top: int = 3, batch_size: int = 2048, pseudonymize: KeySource | None = None,
+            keep_user_text: bool = False, keep_demographics: bool = False,
+            keep_timestamps: bool = False) -> dict[str, int]:
     """Write ``rec``'s graph with its LM features to ``store`` (:func:`kgrec.open_store`), every
     user's top-``k`` as ``RECOMMENDED`` edges (``model_id``'s old ones replaced), and the top
     ``explanations`` paths of each user's first ``explain_top`` recommendations as ``EXPLAINS``
     edges: a path's edges point at its inner nodes, a direct one (the user's own triple to the
-    item) at the item. Returns the counts written: ``{"recommended": ..., "explains": ...}``."""
+    item) at the item. Returns the counts written: ``{"recommended": ..., "explains": ...}``.
+
+    ``pseudonymize`` (a key file, or the key's bytes; :mod:`kgrec.privacy`) writes the private
+    form instead (:func:`kgrec.privacy.private_publication`): user ids as keyed pseudonyms, no
+    user text (``keep_user_text``), demographics (``keep_demographics``) or interaction
+    timestamps (``keep_timestamps``), and similar-users paths as counts."""
+    key = read_key(pseudonymize) if pseudonymize is not None else None  # a bad key writes nothing
     recs = rec.recommend(rec.user_ids(), k=k, batch_size=batch_size)  # user_ids() checks that rec is fitted
-    store.write_graph(rec.graph_, features=rec.graph_.features)
-    n_recs = store.write_recommendations(recs, model_id)
-    n_expl = 0
+    rows = []
     if explanations > 0 and explain_top > 0:
         rows = []
         explained = recs[recs["rank"] <= explain_top]
@@ -44,8 +51,14 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
                                  "weight": e.weight, "node_type": t, "node_id": node})
         if bar is not None:
             bar.close()
-        if rows:
-            n_expl = store.write_explanations(pd.DataFrame(rows), model_id)
+    paths = pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "path", "weight", "node_type", "node_id"])
+    graph = rec.graph_
+    if key is not None:
+        graph, recs, paths = private_publication(graph, recs, paths, key, keep_user_text=keep_user_text,
+                                                 keep_demographics=keep_demographics, keep_timestamps=keep_timestamps)
+    store.write_graph(graph, features=graph.features)
+    n_recs = store.write_recommendations(recs, model_id)
+    n_expl = store.write_explanations(paths, model_id) if len(paths) else 0
     return {"recommended": n_recs, "explains": n_expl}
 
 

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
-from .base import explains_targets
+from ..privacy import paths_naming, without_users
+from .base import FORGET_COUNTS, explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
 from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
 from .tables import GraphTables, graph_tables
@@ -37,20 +38,42 @@ class EmbeddedWrites:
         tables = graph_tables(kg, features)
         with self._lock:
             self._check_open()
-            kept_recs, kept_expl = self._published()
-            ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
-            kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
-            kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
-            build = self._build_path()
+            return self._rewrite(tables)
+
+    def forget_users(self, ids: list[str]) -> dict[str, int]:
+        # the whole store is rebuilt in a new file (write_graph's path): the forgotten users' bytes
+        # are not left in free pages of the old file, and a crash leaves the old store or the new one
+        self._check_writable()
+        with self._lock:
+            self._check_open()
+            gone = self._known_users(ids)
+            if not gone:
+                return dict.fromkeys(FORGET_COUNTS, 0)
+            before = self.counts()
+            self._rewrite(graph_tables(without_users(self.read_graph(), gone)), forgotten=gone)
+            after = self.counts()
+        return {k: before[k] - after[k] for k in FORGET_COUNTS}
+
+    def _rewrite(self, tables: GraphTables, forgotten: list[str] | None = None) -> dict[str, int]:
+        """Replace the store by ``tables`` with the results that stay valid (:meth:`write_graph`),
+        leaving out explanations whose path names a ``forgotten`` user."""
+        kept_recs, kept_expl = self._published()
+        ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
+        kept_recs = _keep(kept_recs, ids["User"], ids["Item"])
+        kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"]) for label, t in kept_expl.items()}
+        if forgotten:
+            kept_expl = {label: t.filter(pa.array(~paths_naming(t.column("path").to_pylist(), forgotten)))
+                         for label, t in kept_expl.items()}
+        build = self._build_path()
+        remove_files(build)
+        try:
+            self._build(build, tables, kept_recs, kept_expl)
+        except BaseException as exc:
             remove_files(build)
-            try:
-                self._build(build, tables, kept_recs, kept_expl)
-            except BaseException as exc:
-                remove_files(build)
-                if isinstance(exc, RuntimeError):
-                    raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
-                raise
-            self._swap_in(build)
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"{self.uri}: writing the graph failed, nothing was changed: {exc}") from None
+            raise
+        self._swap_in(build)
         return {"nodes": tables.num_nodes, "edges": tables.num_edges}
 
     def _published(self) -> tuple[pa.Table, dict[str, pa.Table]]:
