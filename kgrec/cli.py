@@ -382,10 +382,11 @@ def main() -> None:
     if not debug:  # library deprecation notices are not the user's business; kgrec's own warnings are
         import warnings
 
-        from .errors import UnknownEntityWarning
+        from .errors import UnknownEntityWarning, UnknownUserWarning
 
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", UnknownEntityWarning)
+        warnings.simplefilter("always", UnknownUserWarning)
         warnings.showwarning = lambda message, *args, **kwargs: err_console.print(
             f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
     try:

@@ -210,7 +210,8 @@ def test_forget_equals_the_graph_built_without_them(trained) -> None:
     without them builds, with the kept nodes' trained ID embeddings."""
     before = trained.trained_
     after = trained_without(before, FORGOTTEN)
-    index, graph = training_graph(without_users(trained.graph_, FORGOTTEN), None, before.config, before.device)
+    kept = without_users(trained.graph_, FORGOTTEN)
+    index, graph = training_graph(kept, kept.features, before.config, before.device)
     graph.x = after.model.reduce_all(graph.x)
     assert index.user_ids.equals(after.index.user_ids) and len(index.user_ids) == len(USERS) - 2
     for name in ("edge_index", "edge_type", "inter_user", "inter_item", "deg"):
