@@ -87,6 +87,8 @@ class GraphStore(ABC):
     uri: str
     #: opened for reading only: every write method raises StoreError
     read_only: bool
+    #: held (re-entrantly) by every public method of a store; stores also give ``_check_open``
+    _lock: Any
 
     # ---------------------------------------------------------------- writing
     @abstractmethod
@@ -127,7 +129,6 @@ class GraphStore(ABC):
             WHERE x.item = $item RETURN x.path, x.weight, n.id ORDER BY x.weight DESC
         """
 
-    @abstractmethod
     def forget_users(self, ids: list[str]) -> dict[str, int]:
         """Erase users (ids as stored: pseudonyms in a pseudonymised store, see
         :func:`kgrec.privacy.pseudonym`): their nodes with every edge to or from them
@@ -137,6 +138,20 @@ class GraphStore(ABC):
         does not hold are skipped with a :class:`kgrec.errors.UnknownUserWarning`, so an
         interrupted forget can be run again. Returns what was removed: ``users``,
         ``interactions``, ``knowledge_edges``, ``recommendations``, ``explanations``."""
+        self._check_writable()
+        with self._lock:
+            self._check_open()
+            gone = self._known_users(ids)
+            if not gone:
+                return dict.fromkeys(FORGET_COUNTS, 0)
+            before = self.counts()
+            self._erase_users(gone)
+            after = self.counts()
+        return {k: before[k] - after[k] for k in FORGET_COUNTS}
+
+    @abstractmethod
+    def _erase_users(self, users: list[str]) -> None:
+        """Remove ``users`` (all held by the store) as :meth:`forget_users` says, holding the lock."""
 
     # ---------------------------------------------------------------- reading
     @abstractmethod

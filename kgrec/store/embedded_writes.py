@@ -22,7 +22,7 @@ from ..errors import StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
 from ..privacy import paths_naming, without_users
-from .base import FORGET_COUNTS, explains_targets
+from .base import explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
 from .result_tables import check_result_ids, explanation_parts, explanation_table, recommendation_table
 from .tables import GraphTables, graph_tables
@@ -40,19 +40,10 @@ class EmbeddedWrites:
             self._check_open()
             return self._rewrite(tables)
 
-    def forget_users(self, ids: list[str]) -> dict[str, int]:
+    def _erase_users(self, users: list[str]) -> None:
         # the whole store is rebuilt in a new file (write_graph's path): the forgotten users' bytes
         # are not left in free pages of the old file, and a crash leaves the old store or the new one
-        self._check_writable()
-        with self._lock:
-            self._check_open()
-            gone = self._known_users(ids)
-            if not gone:
-                return dict.fromkeys(FORGET_COUNTS, 0)
-            before = self.counts()
-            self._rewrite(graph_tables(without_users(self.read_graph(), gone)), forgotten=gone)
-            after = self.counts()
-        return {k: before[k] - after[k] for k in FORGET_COUNTS}
+        self._rewrite(graph_tables(without_users(self.read_graph(), users)), forgotten=users)
 
     def _rewrite(self, tables: GraphTables, forgotten: list[str] | None = None) -> dict[str, int]:
         """Replace the store by ``tables`` with the results that stay valid (:meth:`write_graph`),
