@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .cli_privacy import KeyOpt, forget, keygen
 from .cli_io import (attribute_columns, console, counts_frame, emit, frame_table, id_list, metrics_table, paste,
                      shell_arg, typed_params)
 from .errors import KgrecError
@@ -218,10 +219,19 @@ def publish(
     explanations: Annotated[int, typer.Option(help="Explanation paths per recommendation (0: none).")] = 3,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another writer of the store to finish "
                                              "(0: fail at once, naming it).")] = 0.0,
+    pseudonymize: Annotated[Optional[Path], typer.Option(
+        help="Key file (kgrec keygen): write user ids as keyed pseudonyms, without user text, demographics, "
+             "timestamps or other users' ids in explanations.")] = None,
+    keep_user_text: Annotated[bool, typer.Option(help="With --pseudonymize: keep users' names, texts and "
+                                                      "their text embeddings.")] = False,
+    keep_demographics: Annotated[bool, typer.Option(help="With --pseudonymize: keep users' attribute edges "
+                                                         "(age, gender, occupation, zip).")] = False,
+    keep_timestamps: Annotated[bool, typer.Option(help="With --pseudonymize: keep interaction timestamps.")] = False,
 ) -> None:
     """Write the graph, its features, every user's top-k (RECOMMENDED) and their explanation
     paths (EXPLAINS) into the store, as one publication: readers see the old one or the new one.
-    Re-publishing replaces this model's edges only."""
+    Re-publishing replaces this model's edges only.
+    --pseudonymize writes the private form (docs/privacy.md)."""
     from .recommender import Recommender
     from .store import open_store
     from .store.tables import MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_TEXT_CHARS
@@ -230,7 +240,9 @@ def publish(
     with open_store(store, timeout=wait) as st:
         console.print(f"publishing the graph, every user's top-{k} and {explanations} explanation path(s) per "
                       f"recommendation to {store}", markup=False, highlight=False)
-        written = rec.publish(st, k=k, explanations=explanations)
+        written = rec.publish(st, k=k, explanations=explanations, pseudonymize=pseudonymize,
+                              keep_user_text=keep_user_text, keep_demographics=keep_demographics,
+                              keep_timestamps=keep_timestamps)
         counts = st.counts()
     console.print(frame_table(counts_frame(counts), f"published to {store}"))
     if written["texts_cut"]:
@@ -269,10 +281,12 @@ def cypher(
                               "top_recommended, recommendation_coverage; queries: the names of "
                               "kgrec/queries/*.cypher.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write CSV here instead of printing.")] = None,
+    key: KeyOpt = None,
 ) -> None:
     """Run a read-only Cypher query (or a packaged one by name) against the embedded store or
     Neo4j and print a table. Writes, file access (LOAD FROM / LOAD CSV / COPY TO), extensions and
-    procedures outside a read-only allow-list are refused (docs/security.md)."""
+    procedures outside a read-only allow-list are refused (docs/security.md). With --key, the
+    parameter `user` is a raw id, looked up by its pseudonym."""
     from . import inspection
     from .store import open_store
 
@@ -283,6 +297,8 @@ def cypher(
         raise KgrecError(f"no packaged query named '{named}'. Fix: use one of {', '.join(inspection.NAMED)}")
     text = query if named is None else inspection.query_text(named)
     params = typed_params(param or [], text)
+    if key is not None and "user" in params:
+        params["user"] = inspection.user_key(params["user"], key)
     if not str(store).startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")) and not Path(store).exists():
         raise KgrecError(f"store {store} does not exist. Fix: run `kgrec quickstart` or `kgrec publish` first, "
                          f"or pass --store")
@@ -292,6 +308,10 @@ def cypher(
         except TypeError as exc:  # a packaged query's parameter missing or unknown
             raise KgrecError(f"--query {named}: {exc}. Fix: pass its parameters with -p name=value") from None
     emit(df, out, None)
+
+
+app.command()(keygen)
+app.command()(forget)
 
 
 @app.command("cold-start")
@@ -372,10 +392,11 @@ def main() -> None:
     if not debug:  # library deprecation notices are not the user's business; kgrec's own warnings are
         import warnings
 
-        from .errors import UnknownEntityWarning
+        from .errors import UnknownEntityWarning, UnknownUserWarning
 
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", UnknownEntityWarning)
+        warnings.simplefilter("always", UnknownUserWarning)
         warnings.showwarning = lambda message, *args, **kwargs: err_console.print(
             f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
     try:

@@ -63,3 +63,8 @@ class UnknownEntityWarning(UserWarning):
     new nodes (text, no trained ID). Often a spelling of a known one (``Sci-Fi`` for
     ``genre:Sci-Fi``); ``strict=True`` makes it an error."""
 
+
+
+class UnknownUserWarning(UserWarning):
+    """Users to forget that the model or store does not hold: they are skipped (forgetting twice
+    is the same as once, so an interrupted ``forget`` can be run again)."""

@@ -20,6 +20,7 @@ from importlib import resources
 
 import pandas as pd
 
+from .privacy import KeySource, pseudonym, read_key
 from .store.base import GraphStore
 
 __all__ = ["NAMED", "QUERY_NAMES", "REPORTS", "explanation_paths", "kg_paths", "load_query", "recommendation_coverage",
@@ -61,6 +62,13 @@ def _id(value: object, what: str) -> str:
     return text
 
 
+def user_key(user: object, key: KeySource | None) -> str:
+    """The id ``user`` has in the store: itself, or with ``key`` (a key file or its bytes) its
+    pseudonym in a store published with ``pseudonymize=key`` (:func:`kgrec.privacy.pseudonym`)."""
+    text = _id(user, "user")
+    return text if key is None else pseudonym(text, read_key(key))
+
+
 def _limit(value: int, what: str) -> int:
     if int(value) < 1:
         raise ValueError(f"{what} must be at least 1 (got {value})")
@@ -68,35 +76,40 @@ def _limit(value: int, what: str) -> int:
 
 
 # --------------------------------------------------------------------- per user
-def user_recommendations(store: GraphStore, user: str, model: str | None = None, k: int = 20) -> pd.DataFrame:
+def user_recommendations(store: GraphStore, user: str, model: str | None = None, k: int = 20,
+                         key: KeySource | None = None) -> pd.DataFrame:
     """The top ``k`` recommendations of ``user`` (per model when ``model`` is None), best first:
     columns ``model``, ``rank``, ``item_id``, ``name``, ``score``."""
-    return run_query(store, "user_recommendations", user=_id(user, "user"), model=model or "",
+    return run_query(store, "user_recommendations", user=user_key(user, key), model=model or "",
                      k=_limit(k, "k"))
 
 
-def shared_attributes(store: GraphStore, user: str, item: str, limit: int = 10) -> pd.DataFrame:
+def shared_attributes(store: GraphStore, user: str, item: str, limit: int = 10,
+                      key: KeySource | None = None) -> pd.DataFrame:
     """Attributes (entities) that ``item`` shares with items ``user`` interacted with: columns
     ``entity_id``, ``kind``, ``name``, ``relation``, ``items`` (how many of the user's items have it),
     ``example_item``; most shared first."""
-    return run_query(store, "why_shared_attributes", user=_id(user, "user"), item=_id(item, "item"),
+    return run_query(store, "why_shared_attributes", user=user_key(user, key), item=_id(item, "item"),
                      limit=_limit(limit, "limit"))
 
 
-def similar_users(store: GraphStore, user: str, item: str, limit: int = 10) -> pd.DataFrame:
+def similar_users(store: GraphStore, user: str, item: str, limit: int = 10,
+                  key: KeySource | None = None) -> pd.DataFrame:
     """Users who interacted with ``item`` ranked by how many items they share with ``user``:
     columns ``user_id``, ``shared_items``."""
-    return run_query(store, "why_similar_users", user=_id(user, "user"), item=_id(item, "item"),
+    return run_query(store, "why_similar_users", user=user_key(user, key), item=_id(item, "item"),
                      limit=_limit(limit, "limit"))
 
 
-def user_item_triples(store: GraphStore, user: str, item: str) -> pd.DataFrame:
+def user_item_triples(store: GraphStore, user: str, item: str,
+                      key: KeySource | None = None) -> pd.DataFrame:
     """The relations of ``user``'s own knowledge edges to ``item``, either way round (a second
     behaviour, e.g. ``TAGGED``): columns ``relation``, ``edges``; empty when there are none."""
-    return run_query(store, "why_user_item_triples", user=_id(user, "user"), item=_id(item, "item"))
+    return run_query(store, "why_user_item_triples", user=user_key(user, key), item=_id(item, "item"))
 
 
-def kg_paths(store: GraphStore, user: str, item: str, max_hops: int = 3, limit: int = 20) -> pd.DataFrame:
+def kg_paths(store: GraphStore, user: str, item: str, max_hops: int = 3, limit: int = 20,
+             key: KeySource | None = None) -> pd.DataFrame:
     """Knowledge-graph paths of 1..``max_hops`` knowledge edges (any direction, distinct nodes)
     from an item ``user`` interacted with to ``item``; the node after that item is an item or an
     entity (paths through users are :func:`similar_users`' business). Columns ``hops``,
@@ -105,7 +118,7 @@ def kg_paths(store: GraphStore, user: str, item: str, max_hops: int = 3, limit: 
     the nodes between the two items); up to ``limit`` paths per hop count, shortest first."""
     if not 1 <= int(max_hops) <= 3:
         raise ValueError(f"max_hops must be 1, 2 or 3 (got {max_hops})")
-    user, item, limit = _id(user, "user"), _id(item, "item"), _limit(limit, "limit")
+    user, item, limit = user_key(user, key), _id(item, "item"), _limit(limit, "limit")
     rows: list[dict] = []
     for hops in range(1, int(max_hops) + 1):
         df = run_query(store, f"why_kg_paths_{hops}", user=user, item=item, limit=limit)
@@ -136,7 +149,8 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
 
-def why_recommended(store: GraphStore, user: str, item: str, limit: int = 10) -> pd.DataFrame:
+def why_recommended(store: GraphStore, user: str, item: str, limit: int = 10,
+                    key: KeySource | None = None) -> pd.DataFrame:
     """Why ``item`` suits ``user``, from the graph alone (no model needed): one row per piece of
     evidence, columns ``reason``, ``path``, ``support``, ``via``.
 
@@ -151,7 +165,7 @@ def why_recommended(store: GraphStore, user: str, item: str, limit: int = 10) ->
       tagged (``support`` = how many edges of that relation; ``via`` = the relation).
 
     Up to ``limit`` rows per reason."""
-    user, item, limit = _id(user, "user"), _id(item, "item"), _limit(limit, "limit")
+    user, item, limit = user_key(user, key), _id(item, "item"), _limit(limit, "limit")
     rows: list[dict] = []
     for rec in user_item_triples(store, user, item).head(limit).to_dict("records"):
         rows.append({"reason": "user_item_triple", "support": int(rec["edges"]), "via": rec["relation"],
@@ -180,12 +194,13 @@ def why_recommended(store: GraphStore, user: str, item: str, limit: int = 10) ->
     return pd.DataFrame(rows, columns=["reason", "path", "support", "via"])
 
 
-def explanation_paths(store: GraphStore, user: str, item: str, model: str | None = None) -> pd.DataFrame:
+def explanation_paths(store: GraphStore, user: str, item: str, model: str | None = None,
+                      key: KeySource | None = None) -> pd.DataFrame:
     """The explanation paths a model published for ``user``'s recommendation of ``item``
     (:meth:`GraphStore.write_explanations`): one row per path, columns ``model``, ``rank``,
     ``path``, ``weight``, ``nodes`` (the ids of the nodes the path's EXPLAINS edges point at),
     highest weight first."""
-    df = run_query(store, "explanation_paths", user=_id(user, "user"), item=_id(item, "item"), model=model or "")
+    df = run_query(store, "explanation_paths", user=user_key(user, key), item=_id(item, "item"), model=model or "")
     cols = ["model", "rank", "path", "weight", "nodes"]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -233,8 +248,12 @@ def query_text(name: str) -> str:
 
 def run_named(store: GraphStore, name: str, **params: object) -> pd.DataFrame:
     """Run the report ``name`` (one of :data:`REPORTS`, a function above; string parameters are
-    converted to the integers its signature asks for) or else the packaged query ``name``."""
+    converted to the integers its signature asks for) or else the packaged query ``name``. A
+    ``key`` parameter (key file) maps the ``user`` parameter to its pseudonym."""
     if name not in REPORTS:
+        key = params.pop("key", None)
+        if key is not None and "user" in params:
+            params["user"] = user_key(params["user"], key)  # type: ignore[arg-type]
         return run_query(store, name, **params)
     import inspect
     import typing

@@ -24,7 +24,8 @@ import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ from ..train.loop import VALID_METRIC
 from .add_nodes import AddNodesMixin
 from .base import RecommenderBase
 from .explanations import ExplanationsMixin
+
+if TYPE_CHECKING:
+    from ..privacy import KeySource
 
 _D = TrainConfig()  # the training defaults, which the keyword arguments below repeat by reference
 
@@ -292,15 +296,33 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
 
     # ------------------------------------------------------------------ publishing and persistence
     def publish(self, store: Any, k: int = 20, model_id: str = "kgrec", explanations: int = 3,
-                explain_top: int = 3, batch_size: int = 2048) -> dict[str, int]:
+                explain_top: int = 3, batch_size: int = 2048, pseudonymize: "KeySource | None" = None,
+                keep_user_text: bool = False, keep_demographics: bool = False,
+                keep_timestamps: bool = False) -> dict[str, int]:
         """Write the graph with its LM features, every user's top-``k`` as ``RECOMMENDED`` edges
         (this model's old ones replaced), and the top ``explanations`` paths of each user's
         first ``explain_top`` recommendations as ``EXPLAINS`` edges; see
-        :func:`kgrec.recommender.publish.publish`. Returns counts."""
+        :func:`kgrec.recommender.publish.publish`. ``pseudonymize=KEYFILE`` publishes user ids as
+        keyed pseudonyms without user text, demographics or timestamps (``docs/privacy.md``).
+        Returns counts."""
         from .publish import publish
 
         return publish(self, store, k=k, model_id=model_id, explanations=explanations, explain_top=explain_top,
-                       batch_size=batch_size)
+                       batch_size=batch_size, pseudonymize=pseudonymize, keep_user_text=keep_user_text,
+                       keep_demographics=keep_demographics, keep_timestamps=keep_timestamps)
+
+    def forget_users(self, ids: "Sequence[Any]") -> "Recommender":
+        """Remove users from the fitted model: their node, interactions, knowledge edges, text
+        features, scoring vectors, remembered hold-out rows and (added users) frozen layers;
+        everyone else is ranked, evaluated, explained and saved as before, over the graph without
+        them. The trained weights keep the forgotten users' past influence until the next
+        training (``docs/privacy.md``). Ids the model does not know are skipped with a
+        :class:`kgrec.errors.UnknownUserWarning` (forgetting twice is forgetting once). Returns
+        ``self``."""
+        from .forget import forget_users
+
+        forget_users(self, ids)
+        return self
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a model directory (parameters, weights, id maps, graph tables, text-model name,

@@ -22,13 +22,14 @@ in :mod:`kgrec.store.result_tables`.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Mapping
 
 import pandas as pd
 
-from ..errors import StoreError
+from ..errors import StoreError, UnknownUserWarning
 from ..graph_schema import schema
 from ..knowledge_graph import KnowledgeGraph
 
@@ -60,6 +61,8 @@ MODEL_SUMMARY = (
 #: the models that have RECOMMENDED edges, read straight from the edges (column ``model``): what a
 #: store written before model summaries is summarised from
 RECOMMENDED_MODELS = "MATCH ()-[r:RECOMMENDED]->() RETURN DISTINCT r.model AS model"
+#: what :meth:`GraphStore.forget_users` counts (keys of :meth:`GraphStore.counts`)
+FORGET_COUNTS = ("users", "interactions", "knowledge_edges", "recommendations", "explanations")
 
 
 def knowledge_pairs() -> list[tuple[str, str]]:
@@ -84,6 +87,8 @@ class GraphStore(ABC):
     uri: str
     #: opened for reading only: every write method raises StoreError
     read_only: bool
+    #: held (re-entrantly) by every public method of a store; stores also give ``_check_open``
+    _lock: Any
 
     # ---------------------------------------------------------------- writing
     @abstractmethod
@@ -144,6 +149,30 @@ class GraphStore(ABC):
         ``nodes``, ``edges``, ``recommended``, ``explains``, and ``texts_cut``: names, texts and
         explanation paths longer than the caps of :mod:`kgrec.store.tables`, cut."""
 
+    def forget_users(self, ids: list[str]) -> dict[str, int]:
+        """Erase users (ids as stored: pseudonyms in a pseudonymised store, see
+        :func:`kgrec.privacy.pseudonym`): their nodes with every edge to or from them
+        (``INTERACTED``, knowledge edges, ``RECOMMENDED``, ``EXPLAINS``), and every ``EXPLAINS``
+        edge whose path names one of them (:func:`kgrec.privacy.paths_naming`: other users'
+        similar-users paths through them). The models' summaries are rebuilt. Ids the store
+        does not hold are skipped with a :class:`kgrec.errors.UnknownUserWarning`, so an
+        interrupted forget can be run again. Returns what was removed: ``users``,
+        ``interactions``, ``knowledge_edges``, ``recommendations``, ``explanations``."""
+        self._check_writable()
+        with self._lock:
+            self._check_open()
+            gone = self._known_users(ids)
+            if not gone:
+                return dict.fromkeys(FORGET_COUNTS, 0)
+            before = self.counts()
+            self._erase_users(gone)
+            after = self.counts()
+        return {k: before[k] - after[k] for k in FORGET_COUNTS}
+
+    @abstractmethod
+    def _erase_users(self, users: list[str]) -> None:
+        """Remove ``users`` (all held by the store) as :meth:`forget_users` says, holding the lock."""
+
     # ---------------------------------------------------------------- reading
     @abstractmethod
     def query(self, cypher: str, **params: Any) -> pd.DataFrame:
@@ -164,6 +193,17 @@ class GraphStore(ABC):
         """Release the store (file lock / driver). Idempotent."""
 
     # ---------------------------------------------------------------- helpers
+    def _known_users(self, ids: list[str]) -> list[str]:
+        """The distinct ``ids`` the store holds as users; warns about the others."""
+        wanted = list(dict.fromkeys(map(str, ids)))
+        held = self._ids("User")
+        missing = [u for u in wanted if u not in held]
+        if missing:
+            warnings.warn(UnknownUserWarning(
+                f"{self.uri}: {len(missing)} user id(s) to forget are not in the store, skipped: {missing[:5]}"
+                " (already forgotten, or a pseudonymised store: pass the key to map raw ids)"), stacklevel=3)
+        return [u for u in wanted if u in held]
+
     def models(self) -> list[str]:
         """Names of the models whose recommendations are stored."""
         df = self.query("MATCH (m:Model) RETURN m.id AS model ORDER BY model")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..graph_schema import ladybug_ddl
 from ..knowledge_graph import KnowledgeGraph
+from ..privacy import paths_naming, without_users
 from .base import explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
 from .result_tables import (check_result_ids, explanation_parts, explanation_table, paths_cut,
@@ -61,16 +62,25 @@ class EmbeddedWrites:
                 "explains": expl.num_rows if expl is not None else 0,
                 "texts_cut": tables.texts_cut + paths_cut(explanations)}
 
+    def _erase_users(self, users: list[str]) -> None:
+        # the whole store is rebuilt in a new file (write_graph's path): the forgotten users' bytes
+        # are not left in free pages of the old file, and a crash leaves the old store or the new one
+        self._rebuild(graph_tables(without_users(self.read_graph(), users)), forgotten=users)
+
     def _rebuild(self, tables: GraphTables, model_id: str | None = None, recs: pa.Table | None = None,
-                 expl: dict[str, pa.Table] | None = None) -> None:
+                 expl: dict[str, pa.Table] | None = None, forgotten: list[str] | None = None) -> None:
         """Build a new store file holding ``tables``, the stored results of every model but
-        ``model_id`` between nodes that remain, and ``recs`` / ``expl`` as ``model_id``'s results;
-        swap it in (the old file stays whole until the rename)."""
+        ``model_id`` between nodes that remain (without explanations whose path names a
+        ``forgotten`` user), and ``recs`` / ``expl`` as ``model_id``'s results; swap it in (the
+        old file stays whole until the rename)."""
         kept_recs, kept_expl = self._published()
         ids = {label: t.column("id").combine_chunks() for label, t in tables.nodes.items()}
         kept_recs = _keep(kept_recs, ids["User"], ids["Item"], model_id=model_id)
         kept_expl = {label: _keep(t, ids["User"], ids[label], item_ids=ids["Item"], model_id=model_id)
                      for label, t in kept_expl.items()}
+        if forgotten:
+            kept_expl = {label: t.filter(pa.array(~paths_naming(t.column("path").to_pylist(), forgotten)))
+                         for label, t in kept_expl.items()}
         if recs is not None:
             kept_recs = pa.concat_tables([kept_recs, recs.cast(kept_recs.schema)])
         for label, part in (expl or {}).items():

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..graph_schema import neo4j_ddl
 from ..knowledge_graph import KnowledgeGraph
+from ..privacy import paths_naming
 from .base import MODEL_SUMMARY, RECOMMENDED_MODELS
 from .neo4j_params import (GROUPED_EDGES, ROWS, Column, NodeIds, by_target, column_params, grouped_edge_params,
                            neo4j_types, safe)
@@ -276,6 +277,26 @@ class Neo4jWrites:
             self._refresh_plans()
         return {**written, "recommended": recs.num_rows, "explains": expl.num_rows if expl is not None else 0,
                 "texts_cut": written["texts_cut"] + paths_cut(explanations)}
+
+    def _erase_users(self, gone: list[str]) -> None:
+        # not one transaction: a user with many edges may exceed the server's memory; a forget
+        # that is interrupted leaves some users erased, and running it again finishes it
+        paths = self._run_read(lambda tx: tx.run(
+            "MATCH ()-[x:EXPLAINS]->() RETURN collect(elementId(x)) AS ids, collect(x.path) AS paths").single(),
+            "reading explanation paths")
+        naming = [e for e, hit in zip(paths["ids"], paths_naming(paths["paths"], gone)) if hit]
+        for batch in self._batches(naming, self.batch_size):
+            self._run_write(lambda tx, b=batch: tx.run(
+                "UNWIND $ids AS e MATCH ()-[x]->() WHERE elementId(x) = e DELETE x",
+                ids=Column(b)).consume(), "removing explanation paths through forgotten users")
+        for batch in self._batches(gone, max(1, self.batch_size // 100)):
+            self._delete_all("MATCH (u:User)-[r]-() WHERE u.id IN $ids", "removing forgotten users' edges",
+                             ids=Column(batch))
+            self._run_write(lambda tx, b=batch: tx.run(
+                "MATCH (u:User) WHERE u.id IN $ids DETACH DELETE u", ids=Column(b)).consume(),
+                "removing forgotten users")
+        self._summarize(self._stale_models())
+        self._refresh_plans()
 
     # ---------------------------------------------------------------- batches, schema, summaries
     def _ensure_schema(self) -> None:
