@@ -72,6 +72,9 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
     Training (:mod:`kgrec.train`):
         epochs: passes over the training pairs (an upper bound with early stopping).
         lr: Adam's learning rate. batch_size: training pairs per step.
+        max_steps_per_epoch: an epoch takes at most this many steps; on larger data the batch
+            grows past ``batch_size`` so that an epoch's time grows linearly with the data
+            (``None``: always ``batch_size``; :meth:`kgrec.train.TrainConfig.step_batch`).
         rows_per_user: a step takes its users' pairs in runs of up to this many (fewer users
             per step, fewer softmax normalisers; 1 gives random pairs).
         num_negatives: items sampled per step as the softmax's negatives.
@@ -108,6 +111,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
                  use_id: bool = _D.use_id, item_bias: bool = _D.item_bias,
                  user_item_triples: Literal["interactions", "knowledge"] = _D.user_item_triples,
                  epochs: int = _D.epochs, lr: float = _D.lr, batch_size: int = _D.batch_size,
+                 max_steps_per_epoch: int | None = _D.max_steps_per_epoch,
                  rows_per_user: int = _D.rows_per_user, num_negatives: int = _D.num_negatives,
                  temperature: float | None = _D.temperature, id_dropout: float = _D.id_dropout,
                  interaction_weight: Literal["none", "rating"] = _D.interaction_weight,
@@ -131,6 +135,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.max_steps_per_epoch = max_steps_per_epoch
         self.rows_per_user = rows_per_user
         self.num_negatives = num_negatives
         self.temperature = temperature

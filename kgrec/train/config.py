@@ -19,7 +19,10 @@ class TrainConfig:
     layers: int = 3                    # propagation layers
     epochs: int = 60                   # passes over the training pairs (an upper bound with early stopping)
     lr: float = 1e-2                   # Adam learning rate
-    batch_size: int = 4096             # training pairs per step
+    batch_size: int = 4096             # training pairs per step (at least; see max_steps_per_epoch)
+    max_steps_per_epoch: int | None = 32  # an epoch takes at most this many steps: with more than
+                                       # max_steps_per_epoch x batch_size pairs the batch grows with the
+                                       # data, so an epoch costs time linear in it (None: batch_size always)
     rows_per_user: int = 16            # a step takes its users' pairs in runs of up to this many
                                        # (kgrec.train.sampling.user_batches; 1 = random pairs)
     num_negatives: int = 1024          # items sampled per step as the softmax's negatives, shared by the
@@ -99,6 +102,17 @@ class TrainConfig:
         ``cold_view_every``-th step."""
         return self.cold_views == "during" and self.trains_cold_views and step % self.cold_view_every == 0
 
+    def step_batch(self, pairs: int) -> int:
+        """Training pairs per step for ``pairs`` pairs an epoch: ``batch_size``, or
+        ``ceil(pairs / max_steps_per_epoch)`` when that is larger.
+
+        Every step propagates the whole graph (cost ~ edges), so with a fixed batch an epoch
+        costs ~ pairs x edges / batch_size; with at most ``max_steps_per_epoch`` steps it costs
+        ~ max_steps_per_epoch x edges + pairs (the losses), linear in the data."""
+        if self.max_steps_per_epoch is None:
+            return self.batch_size
+        return max(self.batch_size, math.ceil(pairs / self.max_steps_per_epoch))
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first setting out of its range."""
         if self.user_item_triples not in ("interactions", "knowledge"):
@@ -111,6 +125,8 @@ class TrainConfig:
         for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch <= 0:
+            raise ValueError(f"max_steps_per_epoch must be positive or None (got {self.max_steps_per_epoch})")
         if self.inductive_lr is not None and self.inductive_lr <= 0:
             raise ValueError(f"inductive_lr must be positive (got {self.inductive_lr})")
         if self.inductive_epochs is not None and self.inductive_epochs < 0:

@@ -1,7 +1,8 @@
 """The training loop: ``fit(train_kg, features, config) -> TrainedModel``.
 
 Full-graph training, as LightGCN trains: every step propagates over the whole graph, then takes
-the loss of a batch of training pairs (:mod:`kgrec.train.losses`; batches from
+the loss of a batch of training pairs (``batch_size``, more on data large enough that an epoch
+would take over ``max_steps_per_epoch`` steps: :meth:`TrainConfig.step_batch`) (:mod:`kgrec.train.losses`; batches from
 :mod:`kgrec.train.sampling`) and an Adam step. In every ``cold_view_every``-th step the
 cold-start views train too (:mod:`kgrec.train.cold_views`), and after the warm epochs
 ``inductive_epochs`` train only the inductive path against the final warm model. Validation
@@ -118,7 +119,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     M = len(graph.inter_user)
-    steps = math.ceil(M / config.batch_size)
+    batch = config.step_batch(M)
+    steps = math.ceil(M / batch)
     last_good = copy.deepcopy(model.state_dict())
     best_state, best_value, bad_evals = None, -math.inf, 0
     average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
@@ -127,7 +129,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            batches = user_batches(graph.inter_user, lookup.indptr, config.batch_size, config.rows_per_user, gen)
+            batches = user_batches(graph.inter_user, lookup.indptr, batch, config.rows_per_user, gen)
             total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync
             cold_steps, pending = 0, None
             for s, idx in enumerate(batches):
@@ -258,10 +260,11 @@ def fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, l
     epochs, lr = config.inductive_schedule()
     opt = adam(params, lr=lr)
     M = len(graph.inter_user)
+    batch = config.step_batch(M)
     for _ in range(epochs):
         perm = torch.randperm(M, generator=gen, device=gen.device).to(z.device)
-        for s in range(0, M, config.batch_size):
-            idx = perm[s:s + config.batch_size]
+        for s in range(0, M, batch):
+            idx = perm[s:s + batch]
             loss = softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
                                    graph.inter_item[idx], gen, held, warm=False)
             if not torch.isfinite(loss):
