@@ -21,7 +21,7 @@ neighbourhood to decompose and get no rows, as ``explain`` raises for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,7 +56,7 @@ class NeighbourShares:
         # knowledge neighbours send layer 0 into layer 1 only, interaction neighbours every layer
         message = w * torch.where((et >= 2).unsqueeze(1), layers[0][s], lsum[s]).to(device)
         scale = (len(layers) * lmean[nodes].norm(dim=1).double()).float()
-        zu = rec.user_emb_[torch.as_tensor(upos, dtype=torch.long), :model.dim].to(device)
+        zu = rec.user_emb_[torch.tensor(upos, dtype=torch.long), :model.dim].to(device)
         self.num_nodes = int(indptr.numel() - 1)
         by_item = np.argsort(of_item, kind="stable")
         pair_ptr = np.searchsorted(of_item[by_item], np.arange(len(items) + 1))
@@ -109,7 +109,7 @@ def _similar_details(tables: PathTables, similar: pd.DataFrame, fans: pd.DataFra
     ``j``), ``n_users`` (how many do) and ``v`` (the strongest: largest share, then largest id).
     ``fans`` is sorted by pair, then fan order."""
     fan_ptr = np.searchsorted(fans["p"].to_numpy(), np.arange(int(similar["p"].max()) + 2))
-    local, entry = (t.numpy() for t in gather_rows(torch.as_tensor(fan_ptr), torch.as_tensor(similar["p"].to_numpy())))
+    local, entry = (t.numpy() for t in gather_rows(torch.tensor(fan_ptr), torch.tensor(similar["p"].to_numpy())))
     v = fans["v"].to_numpy()[entry]
     has = tables.in_history(v, similar["j"].to_numpy()[local])
     local, entry, v = local[has], entry[has], v[has]
@@ -193,13 +193,15 @@ def _node_rows(tables: PathTables, sel: pd.DataFrame, pairs: pd.DataFrame) -> pd
 
 
 def explanation_rows(rec: "Recommender", recs: pd.DataFrame, explanations: int = 3, explain_top: int = 3,
-                     batch_users: int = 1024) -> Iterator[pd.DataFrame]:
+                     batch_users: int = 1024, on_batch: Callable[[int], object] | None = None
+                     ) -> Iterator[pd.DataFrame]:
     """The ``EXPLAINS`` rows of ``recs`` (``recommend``'s ``user_id, item_id, rank``), one
     DataFrame (columns :data:`COLUMNS`) per batch of ``batch_users`` users, in ``recs`` order: for
     each recommendation with ``rank <= explain_top``, the top ``explanations`` paths of
     ``rec.explain(user, item)`` that have two or more nodes, ranked 1.. by weight, one row per
     node its edges point at (see the module docstring). Memory is bounded by one batch's pairs,
-    their items' incoming edges and the items their users share with those items' fans."""
+    their items' incoming edges and the items their users share with those items' fans.
+    ``on_batch(n)`` is called after each batch with its number of recommendations (a progress bar)."""
     if explanations <= 0 or explain_top <= 0:
         return
     if batch_users <= 0:
@@ -216,7 +218,10 @@ def explanation_rows(rec: "Recommender", recs: pd.DataFrame, explanations: int =
         ~explained["item_id"].astype(str).isin(added).to_numpy()
     batch_of = pd.factorize(user_code)[0] // batch_users
     for b in range(int(batch_of.max()) + 1 if len(batch_of) else 0):
-        rows = np.flatnonzero((batch_of == b) & trained)
+        in_batch = batch_of == b
+        rows = np.flatnonzero(in_batch & trained)
+        if on_batch is not None:
+            on_batch(int(in_batch.sum()))
         if len(rows) == 0:
             continue
         pairs = pd.DataFrame({"p": np.arange(len(rows)), "u": user_code[rows], "i": item_code[rows]})

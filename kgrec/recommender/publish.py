@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ModelError
+from .explanation_rows import explanation_rows
 
 if TYPE_CHECKING:
     from .estimator import Recommender
@@ -24,28 +24,13 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
     n_recs = store.write_recommendations(recs, model_id)
     n_expl = 0
     if explanations > 0 and explain_top > 0:
-        rows = []
-        explained = recs[recs["rank"] <= explain_top]
-        bar = _progress(len(explained), bool(getattr(rec, "progress", False)))
-        for r in explained.itertuples(index=False):
-            if bar is not None:
-                bar.update(1)
-            try:
-                # rows without a path (other_*, item_itself, item_popularity) are dropped below
-                ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
-            except ModelError:
-                continue
-            ex = ex[ex["nodes"].map(len) > 1].head(explanations)
-            for j, e in enumerate(ex.itertuples(index=False), start=1):
-                # a path's EXPLAINS edges point at its inner nodes; a direct one (the user's own
-                # triple to the item) at the item
-                for t, node in e.nodes[1:-1] or e.nodes[-1:]:
-                    rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
-                                 "weight": e.weight, "node_type": t, "node_id": node})
+        bar = _progress(int((recs["rank"] <= explain_top).sum()), bool(getattr(rec, "progress", False)))
+        parts = list(explanation_rows(rec, recs, explanations=explanations, explain_top=explain_top,
+                                      on_batch=None if bar is None else bar.update))
         if bar is not None:
             bar.close()
-        if rows:
-            n_expl = store.write_explanations(pd.DataFrame(rows), model_id)
+        if parts:
+            n_expl = store.write_explanations(pd.concat(parts, ignore_index=True), model_id)
     return {"recommended": n_recs, "explains": n_expl}
 
 
