@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,25 +26,11 @@ import pandas as pd
 import torch
 
 import kgrec
-from kgrec.errors import ModelError
-from kgrec.recommender.explanation_rows import COLUMNS, explanation_rows
+from kgrec.recommender.explanation_rows import explanation_rows
 from kgrec.settings import data_dir
 
-
-def loop_rows(rec: kgrec.Recommender, recs: pd.DataFrame, explanations: int = 3, explain_top: int = 3) -> pd.DataFrame:
-    """The baseline: publish's former loop, one ``rec.explain`` per recommendation."""
-    rows = []
-    for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
-        try:
-            ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
-        except ModelError:
-            continue
-        ex = ex[ex["nodes"].map(len) > 1].head(explanations)
-        for j, e in enumerate(ex.itertuples(index=False), start=1):
-            for t, node in e.nodes[1:-1] or e.nodes[-1:]:
-                rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
-                             "weight": e.weight, "node_type": t, "node_id": node})
-    return pd.DataFrame(rows, columns=COLUMNS)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.explain_loop import loop_rows  # noqa: E402  (the former loop: the baseline)
 
 
 def batched_rows(rec: kgrec.Recommender, recs: pd.DataFrame) -> pd.DataFrame:

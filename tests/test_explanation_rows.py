@@ -9,25 +9,9 @@ import pandas as pd
 import pytest
 
 import kgrec
-from kgrec.errors import ModelError
 from kgrec.recommender.explanation_rows import COLUMNS, explanation_rows
+from support.explain_loop import loop_rows
 from support.model_fixtures import small_movielens, train_small
-
-
-def loop_rows(rec: kgrec.Recommender, recs: pd.DataFrame, explanations: int, explain_top: int) -> pd.DataFrame:
-    """The reference: publish's former loop, one ``rec.explain`` per recommendation."""
-    rows = []
-    for r in recs[recs["rank"] <= explain_top].itertuples(index=False):
-        try:
-            ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
-        except ModelError:
-            continue
-        ex = ex[ex["nodes"].map(len) > 1].head(explanations)
-        for j, e in enumerate(ex.itertuples(index=False), start=1):
-            for t, node in e.nodes[1:-1] or e.nodes[-1:]:
-                rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
-                             "weight": e.weight, "node_type": t, "node_id": node})
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def batched_rows(rec: kgrec.Recommender, recs: pd.DataFrame, explanations: int, explain_top: int,
