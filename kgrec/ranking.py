@@ -1,6 +1,7 @@
 """Top-k ranking: every candidate item scored for a chunk of users, seen items masked, best k kept.
 
-Memory is bounded by ``batch_size x num_items`` scores at a time, whatever the number of users.
+Memory is bounded by ``batch_size x num_items`` scores at a time, whatever the number of users,
+on the device the scorer computes on.
 The work beyond the bare ``torch.topk(scores, k)`` is kept to one gather of the chunk's seen
 items (a slice when the chunk is a run of consecutive users, as when ranking everyone) and one
 ``index_fill_`` of their flat score positions.
@@ -51,7 +52,8 @@ def topk(score: Callable[[Tensor], Tensor], users: Tensor, k: int, num_items: in
 
     ``score(user_chunk) -> [b, C]``: the chunk's scores for the ``candidates`` (item positions,
     in that order) or, without them, for all ``num_items`` items. ``seen`` masks each user's
-    training items."""
+    training items. The masking and top-k run where ``score`` returns its scores (a GPU when the
+    scorer computes there); the results come back on the CPU."""
     n_cols = num_items if candidates is None else len(candidates)
     kk = min(k, n_cols)
     out_s, out_i = [], []
@@ -69,12 +71,12 @@ def topk(score: Callable[[Tensor], Tensor], users: Tensor, k: int, num_items: in
                 cols = cand_pos[cols]
                 keep = cols >= 0
                 rows, cols = rows[keep], cols[keep]
-            scores.view(-1).index_fill_(0, rows * n_cols + cols, float("-inf"))
+            scores.view(-1).index_fill_(0, (rows * n_cols + cols).to(scores.device), float("-inf"))
         s, i = torch.topk(scores, kk, dim=1)
         if candidates is not None:
-            i = candidates[i]
-        out_s.append(s)
-        out_i.append(i)
+            i = candidates.to(i.device)[i]
+        out_s.append(s.cpu())
+        out_i.append(i.cpu())
     if not out_s:
         return torch.empty(0, kk), torch.empty(0, kk, dtype=torch.long)
     return torch.cat(out_s), torch.cat(out_i)

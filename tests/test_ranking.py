@@ -4,6 +4,7 @@ dense brute-force ranking."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from kgrec.ranking import SeenItems, topk
@@ -56,3 +57,48 @@ def test_seen_items_of_users_in_any_order_and_without_items():
     assert rows.tolist() == [0, 0, 1] and cols.tolist() == [0, 1, 4]
     rows, cols = seen.mask_coords(torch.tensor([1, 2, 3]))  # a run of consecutive users: one slice
     assert rows.tolist() == [0, 0, 2] and cols.tolist() == [0, 1, 4]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on a GPU machine)")
+def test_topk_on_cuda_scores_equals_the_cpu_ranking():
+    """A scorer that computes on the GPU: masking and top-k run there, in chunks, and the result
+    (on the CPU) is the CPU ranking's."""
+    g = torch.Generator().manual_seed(2)
+    U, I = torch.randn(300, 16, generator=g), torch.randn(500, 16, generator=g)
+    rng = np.random.default_rng(2)
+    up = rng.integers(0, 300, size=3000)
+    ip = rng.integers(0, 500, size=3000)
+    keep = np.unique(up * 500 + ip)
+    seen = SeenItems(keep // 500, keep % 500, 300)
+    Ug, Ig = U.cuda(), I.cuda()
+    users = torch.tensor(rng.permutation(300))
+    cands = torch.tensor(np.sort(rng.choice(500, size=120, replace=False)))
+    for candidates, pool, pool_g in ((None, I, Ig), (cands, I[cands], Ig[cands.cuda()])):
+        s, i = topk(lambda u: U[u] @ pool.T, users, 20, 500, seen=seen, candidates=candidates, batch_size=64)
+        sg, ig = topk(lambda u: Ug[u.cuda()] @ pool_g.T, users, 20, 500, seen=seen, candidates=candidates,
+                      batch_size=64)
+        assert sg.device.type == "cpu" and ig.device.type == "cpu"
+        assert torch.equal(ig, i)
+        assert torch.allclose(sg, s, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on a GPU machine)")
+def test_recommender_on_cuda_ranks_and_evaluates_as_on_cpu(ml100k_dir, tmp_path):
+    """A model loaded on a GPU ranks (recommend, evaluate) there, with the CPU's results."""
+    import kgrec
+    from support.model_fixtures import small_movielens, train_small
+
+    train, test = small_movielens(ml100k_dir, users=100).split("random", test=0.2, seed=0)
+    rec = train_small(train, device="cpu")
+    gpu = kgrec.Recommender.load(rec.save(tmp_path / "model"), device="cuda", progress=False)
+    assert gpu._ranking_embeddings()[0].device.type == "cuda"
+    a = rec.recommend(rec.user_ids(), k=20, batch_size=32)
+    b = gpu.recommend(gpu.user_ids(), k=20, batch_size=32)
+    assert a["user_id"].tolist() == b["user_id"].tolist() and a["rank"].tolist() == b["rank"].tolist()
+    np.testing.assert_allclose(b["score"].to_numpy(), a["score"].to_numpy(), atol=1e-5)
+    differ = a["item_id"].to_numpy() != b["item_id"].to_numpy()
+    # an item may only trade places with one of (float-)equal score
+    assert differ.mean() < 0.01
+    ma, mb = rec.evaluate(test, k=(10, 20)), gpu.evaluate(test, k=(10, 20))
+    assert mb["users_evaluated"] == ma["users_evaluated"] > 0
+    assert mb["recall@20"] == pytest.approx(ma["recall@20"], abs=0.01)

@@ -149,6 +149,10 @@ class RecommenderBase:
         ``item_index_`` order (the scorer :func:`kgrec.evaluation.evaluate` takes)."""
         raise NotImplementedError
 
+    def _ranking_scorer(self):
+        """The scorer :meth:`evaluate` ranks with (subclasses may score on a GPU there)."""
+        return self.scorer
+
     def _block_scorer(self, candidates: Tensor | None):
         """``f(user_positions) -> [b, C]``: scores against ``candidates`` (item positions), or
         every item. Subclasses with embeddings multiply by a cached item matrix here."""
@@ -228,7 +232,7 @@ class RecommenderBase:
                 raise ModelError("no test set given and none was held out at training. Fix: pass test")
             test = self.holdout_
         cand = None if candidates is None else self.item_index_.get_indexer([str(c) for c in candidates])
-        out = eval_ranking(self.scorer, self.graph_, test, self.user_index_, self.item_index_, k=k,
+        out = eval_ranking(self._ranking_scorer(), self.graph_, test, self.user_index_, self.item_index_, k=k,
                            candidates=cand, batch_size=batch_size)
         if out["users_evaluated"] == 0 and out["users_skipped_unknown"] > 0:
             raise UnknownIdError(f"none of the test set's {out['users_skipped_unknown']} users is known to the model, "

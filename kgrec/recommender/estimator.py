@@ -270,6 +270,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
                 item_index, items = index, base
         self.user_emb_, self.item_emb_ = users, items
         self._item_emb_t = items.T.contiguous()
+        self._ranking_emb: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._set_index(user_index, item_index, self.graph_)
         self._item_names: dict[str, Any] | None = None  # built by item_names() on first use
         self._drop_explanation_caches()
@@ -278,9 +279,26 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
     def scorer(self, user_positions: torch.Tensor) -> torch.Tensor:
         return self.user_emb_[user_positions] @ self.item_emb_.T
 
+    def _ranking_embeddings(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(user_emb_, item_emb_, item_emb_.T)`` where all-user ranking (``recommend``,
+        ``evaluate``, ``publish``) runs: on the model's device when that is CUDA (copied there
+        once), else these CPU tensors themselves."""
+        if self._ranking_emb is None:
+            device = self.trained_.device
+            if device.type == "cuda":
+                self._ranking_emb = (self.user_emb_.to(device), self.item_emb_.to(device), self._item_emb_t.to(device))
+            else:
+                self._ranking_emb = (self.user_emb_, self.item_emb_, self._item_emb_t)
+        return self._ranking_emb
+
     def _block_scorer(self, candidates: torch.Tensor | None):
-        pool_t = self._item_emb_t if candidates is None else self.item_emb_[candidates].T.contiguous()
-        return lambda u: self.user_emb_[u] @ pool_t
+        users, items, items_t = self._ranking_embeddings()
+        pool_t = items_t if candidates is None else items[candidates.to(items.device)].T.contiguous()
+        return lambda u: users[u.to(users.device)] @ pool_t
+
+    def _ranking_scorer(self):
+        users, _, items_t = self._ranking_embeddings()
+        return lambda u: users[u.to(users.device)] @ items_t
 
     def _pair_scores(self, upos: torch.Tensor, ipos: torch.Tensor) -> torch.Tensor:
         return (self.user_emb_[upos] * self.item_emb_[ipos]).sum(1)

@@ -49,16 +49,21 @@ class ExplanationsMixin:
                                  torch.stack(layers).mean(0))
         return self._layer_cache
 
-    def _incoming_edges(self, node: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(source, edge_type, edge_norm)`` of the training graph's edges into ``node``
-        (homogeneous position), from a CSR by target built once per graph."""
+    def _incoming_csr(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(indptr, source, edge_type, edge_norm)``: the training graph's edges as a CSR by
+        target (homogeneous positions, on the CPU), built once per graph."""
         if self._in_csr is None:
             g = self.trained_.graph
             target = g.edge_index[1].cpu()
             order = torch.sort(target, stable=True).indices
             self._in_csr = (csr_indptr(target, g.num_nodes), g.edge_index[0].cpu()[order], g.edge_type.cpu()[order],
                             g.edge_norm.cpu()[order])
-        indptr, src, etype, enorm = self._in_csr
+        return self._in_csr
+
+    def _incoming_edges(self, node: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(source, edge_type, edge_norm)`` of the training graph's edges into ``node``
+        (homogeneous position)."""
+        indptr, src, etype, enorm = self._incoming_csr()
         lo, hi = int(indptr[node]), int(indptr[node + 1])
         return src[lo:hi], etype[lo:hi], enorm[lo:hi]
 

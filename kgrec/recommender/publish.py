@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ModelError
 from ..privacy import KeySource, private_publication, read_key
+from .explanation_rows import COLUMNS, explanation_rows
 
 if TYPE_CHECKING:
     from .estimator import Recommender
@@ -32,28 +32,14 @@ def publish(rec: "Recommender", store: Any, k: int = 20, model_id: str = "kgrec"
     timestamps (``keep_timestamps``), and similar-users paths as counts."""
     key = read_key(pseudonymize) if pseudonymize is not None else None  # a bad key writes nothing
     recs = rec.recommend(rec.user_ids(), k=k, batch_size=batch_size)  # user_ids() checks that rec is fitted
-    rows: list[dict[str, Any]] = []
+    parts: list[pd.DataFrame] = []
     if explanations > 0 and explain_top > 0:
-        explained = recs[recs["rank"] <= explain_top]
-        bar = _progress(len(explained), bool(getattr(rec, "progress", False)))
-        for r in explained.itertuples(index=False):
-            if bar is not None:
-                bar.update(1)
-            try:
-                # rows without a path (other_*, item_itself, item_popularity) are dropped below
-                ex = rec.explain(r.user_id, r.item_id, top=explanations + 5)
-            except ModelError:
-                continue
-            ex = ex[ex["nodes"].map(len) > 1].head(explanations)
-            for j, e in enumerate(ex.itertuples(index=False), start=1):
-                # a path's EXPLAINS edges point at its inner nodes; a direct one (the user's own
-                # triple to the item) at the item
-                for t, node in e.nodes[1:-1] or e.nodes[-1:]:
-                    rows.append({"user_id": r.user_id, "item_id": r.item_id, "rank": j, "path": e.path,
-                                 "weight": e.weight, "node_type": t, "node_id": node})
+        bar = _progress(int((recs["rank"] <= explain_top).sum()), bool(getattr(rec, "progress", False)))
+        parts = list(explanation_rows(rec, recs, explanations=explanations, explain_top=explain_top,
+                                      on_batch=None if bar is None else bar.update))
         if bar is not None:
             bar.close()
-    paths = pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "path", "weight", "node_type", "node_id"])
+    paths = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
     graph = rec.graph_
     if key is not None:
         graph, recs, paths = private_publication(graph, recs, paths, key, keep_user_text=keep_user_text,
