@@ -152,6 +152,8 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (at most, with early stopping).")] = None,
     refit: Annotated[bool, typer.Option(help="After early stopping on 10% of the training interactions, train "
                                              "again on all of them for the best number of epochs.")] = True,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training pairs per step, over all processes under "
+                                                           "torchrun (default: the model's).")] = None,
 ) -> None:
     """Train a model and save it. With --test > 0 the held-out part is remembered so that
     `kgrec evaluate MODEL` scores exactly it.
@@ -167,8 +169,8 @@ def train(
         kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,
                    encoding).with_min_rating(min_rating)
         train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
-        rec = Recommender(device=device, seed=seed, refit=refit, progress=is_main(),
-                          **({"epochs": epochs} if epochs is not None else {})).fit(train_kg)
+        sizes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+        rec = Recommender(device=device, seed=seed, refit=refit, progress=is_main(), **sizes).fit(train_kg)
         if not is_main():
             return
         if test_kg is not None:

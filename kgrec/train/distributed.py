@@ -119,7 +119,7 @@ def sum_gradients(params: Iterable[torch.nn.Parameter], *values: Tensor) -> Tens
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset:offset + n].view_as(p)  # views of one buffer, as DDP's buckets: no second copy
         offset += n
     for p, had in zip(params, flat[offset:offset + len(params)].tolist()):
         if had == 0:
