@@ -95,3 +95,13 @@ def test_torchrun_cli_trains_and_rank_zero_alone_saves(ml100k_dir, tmp_path):
     rec = kgrec.Recommender.load(work / "model", progress=False)
     assert len(rec.user_index_) == len(keep)
     assert len(rec.recommend([sorted(keep)[0]], k=5)) == 5
+
+
+def test_a_half_described_job_is_refused_naming_the_missing_variable(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(WORLD_SIZE="2", PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-m", "kgrec", "train", "--data", str(tmp_path), "--out",
+                          str(tmp_path / "model")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert "WORLD_SIZE is 2 but RANK is not set" in res.stderr and "torchrun" in res.stderr
+    assert list(tmp_path.iterdir()) == []
