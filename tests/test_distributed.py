@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 import kgrec
 from kgrec.text_features import encode_graph
 from kgrec.train.distributed import RowShard
-from support.distributed_run import CONFIG, TRAIN_ROWS, small_graphs, train_rank
+from support.distributed_run import CONFIG, TRAIN_ROWS, small_graphs, step_gradients, train_rank
 from support.neo4j_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,10 +35,28 @@ def runs(ml100k_dir, tmp_path_factory) -> dict[str, dict]:
     one, two = out / "one", out / "two"
     one.mkdir()
     two.mkdir()
-    mp.spawn(train_rank, args=(1, 0, ml100k_dir, features_file, one, CONFIG), nprocs=1, join=True)
-    mp.spawn(train_rank, args=(2, free_port(), ml100k_dir, features_file, two, CONFIG), nprocs=2, join=True)
+    for job in (step_gradients, train_rank):
+        mp.spawn(job, args=(1, 0, ml100k_dir, features_file, one, CONFIG), nprocs=1, join=True)
+        mp.spawn(job, args=(2, free_port(), ml100k_dir, features_file, two, CONFIG), nprocs=2, join=True)
     return {"one": torch.load(one / "state-0.pt"), "rank0": torch.load(two / "state-0.pt"),
-            "rank1": torch.load(two / "state-1.pt"), "dir": {"one": one, "two": two}}
+            "rank1": torch.load(two / "state-1.pt"), "dir": {"one": one, "two": two},
+            "grads": [torch.load(d / f"grads-{r}.pt") for d, r in ((one, 0), (two, 0), (two, 1))]}
+
+
+def test_summed_gradients_equal_the_whole_batch_gradient(runs):
+    """A step's gradients summed over 2 ranks equal the 1-process gradient of the whole batch: the
+    first batch (1000 rows, cold views included) and the last (1 row: rank 0's slice is empty)."""
+    one, r0, r1 = runs["grads"]
+    for step in one:
+        assert r0[step]["rows"] == one[step]["rows"] == (1000 if step == 0 else 1)
+        assert one[step].keys() == r0[step].keys() == r1[step].keys()
+        assert r0[step]["loss"] == r1[step]["loss"] == pytest.approx(one[step]["loss"], rel=1e-5)
+        names = [n for n in one[step] if n not in ("loss", "rows")]
+        assert any(n.startswith("cold") for n in names) == (step == 0)  # the cold views' parameters
+        for name in names:
+            assert torch.equal(r0[step][name], r1[step][name])
+            torch.testing.assert_close(r0[step][name], one[step][name], rtol=1e-4, atol=1e-7,
+                                       msg=f"step {step}: gradient of {name}")
 
 
 def test_row_shards_cover_every_row_once():
@@ -68,7 +86,7 @@ def test_both_runs_agree_on_losses_and_validation(runs):
 
 def test_only_rank_zero_writes_checkpoints(runs):
     two = runs["dir"]["two"]
-    assert sorted(p.name for p in two.iterdir()) == ["ckpt-0", "state-0.pt", "state-1.pt"]
+    assert sorted(p.name for p in two.iterdir()) == ["ckpt-0", "grads-0.pt", "grads-1.pt", "state-0.pt", "state-1.pt"]
     assert sorted(p.name for p in (two / "ckpt-0").iterdir()) == ["best.pt", "last_good.pt"]
 
 

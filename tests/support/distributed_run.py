@@ -3,7 +3,10 @@ rank runs, so that a 2-process gloo run and a 1-process run train on the same da
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,11 @@ import torch.distributed as dist
 
 from kgrec.knowledge_graph import KnowledgeGraph
 from kgrec.train import TrainConfig, fit
+from kgrec.train.calibration import calibration_items
+from kgrec.train.distributed import current_shard, sum_gradients
+from kgrec.train.losses import step_loss
+from kgrec.train.sampling import PositiveLookup, user_batches
+from kgrec.train.setup import new_model, training_graph
 
 from .model_fixtures import small_movielens
 
@@ -34,20 +42,61 @@ def load_features(path: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def train_rank(rank: int, world: int, port: int, ml100k_dir: Path, features_file: Path, out: Path,
-               config: dict) -> None:
-    """One rank of a gloo job of ``world`` processes (``world == 1``: no process group at all): fit on
-    :func:`small_graphs` with ``config`` and save the model's state and history to
-    ``out/state-<rank>.pt``; checkpoints go to ``out/ckpt-<rank>``."""
+@contextlib.contextmanager
+def gloo_group(rank: int, world: int, port: int) -> Iterator[None]:
+    """One thread, and rank ``rank`` of a gloo group of ``world`` on ``port`` for the block (no group
+    when ``world == 1``)."""
     torch.set_num_threads(1)
     if world > 1:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
+        yield
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def train_rank(rank: int, world: int, port: int, ml100k_dir: Path, features_file: Path, out: Path,
+               config: dict) -> None:
+    """One rank of a gloo job of ``world`` processes (``world == 1``: no process group at all): fit on
+    :func:`small_graphs` with ``config`` and save the model's state and history to
+    ``out/state-<rank>.pt``; checkpoints go to ``out/ckpt-<rank>``."""
+    with gloo_group(rank, world, port):
         train, valid = small_graphs(ml100k_dir)
         cfg = TrainConfig(**config, checkpoint_dir=str(out / f"ckpt-{rank}"))
         trained = fit(train, load_features(features_file), cfg, valid_kg=valid, device="cpu", progress=False)
         torch.save({"state": trained.model.state_dict(), "history": trained.history}, out / f"state-{rank}.pt")
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
+
+
+def step_gradients(rank: int, world: int, port: int, ml100k_dir: Path, features_file: Path, out: Path,
+                   config: dict) -> None:
+    """One rank's summed gradients (``world == 1``: the plain gradients) of two steps of a fresh model, as
+    the training loop takes them: the epoch's first batch with the cold views and its last batch (one row)
+    without; saved to ``out/grads-<rank>.pt`` as ``{step: {parameter: gradient}}`` with the loss."""
+    with gloo_group(rank, world, port):
+        train, _ = small_graphs(ml100k_dir)
+        cfg = TrainConfig(**config)
+        device = torch.device("cpu")
+        index, graph = training_graph(train, load_features(features_file), cfg, device)
+        cfg = replace(cfg, temperature=cfg.softmax_temperature(index.num_items))
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        model = new_model(index, graph, cfg, device)
+        graph.x = model.reduce_all(graph.x)
+        lookup = PositiveLookup(graph)
+        held = calibration_items(graph.num_items, cfg.seed)
+        batches = user_batches(graph.inter_user, lookup.indptr, cfg.batch_size, cfg.rows_per_user, gen)
+        shard, saved = current_shard(), {}
+        for step in (0, len(batches) - 1):
+            idx = batches[step]
+            model.zero_grad(set_to_none=True)
+            z, layers = model(graph, model.sample_id_mask(gen, device), entity_layers=False)
+            loss = step_loss(model, cfg, graph, lookup, z, layers, graph.inter_user[idx], graph.inter_item[idx],
+                             gen, held, cold=step == 0, shard=shard)
+            loss.backward()
+            if shard is not None:
+                loss = sum_gradients(model.parameters(), loss)[0]
+            saved[step] = {"loss": float(loss), "rows": len(idx),
+                           **{n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}}
+        torch.save(saved, out / f"grads-{rank}.pt")
