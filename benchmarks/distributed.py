@@ -9,7 +9,7 @@ Both runs call ``kgrec.Recommender(device="cpu").fit(train)`` with the defaults 
 rank 0 evaluates. Every rank propagates over the whole graph and computes its slice of each batch, so
 on one machine the N processes share its cores: the wall times show the cost of the collectives and
 the repeated propagation, not a speed-up (that needs a device per rank). ``--threads`` is the total
-number of torch threads, split evenly between the ranks.
+number of torch threads, split evenly between the ranks (at least one each).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", type=int, default=2, help="processes of the data-parallel run")
     parser.add_argument("--epochs", type=int, default=None, help="epochs at most (default: the model's)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in all")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in all (at least one per process)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         one = measure(1, args.epochs, args.threads, Path(tmp))
