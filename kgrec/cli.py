@@ -153,20 +153,34 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (at most, with early stopping).")] = None,
     refit: Annotated[bool, typer.Option(help="After early stopping on 10% of the training interactions, train "
                                              "again on all of them for the best number of epochs.")] = True,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training pairs per step, over all processes under "
+                                                           "torchrun (default: the model's).")] = None,
 ) -> None:
     """Train a model and save it. With --test > 0 the held-out part is remembered so that
-    `kgrec evaluate MODEL` scores exactly it."""
-    from .recommender import Recommender
+    `kgrec evaluate MODEL` scores exactly it.
 
-    kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,
-               encoding).with_min_rating(min_rating)
-    train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
-    rec = Recommender(seed=seed, refit=refit, **({"epochs": epochs} if epochs is not None else {})).fit(train_kg)
-    if test_kg is not None:
-        rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
-        console.print(metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
-    rec.save(out)
-    console.print(f"saved {out}")
+    Under torchrun (`torchrun --nproc_per_node N -m kgrec train ...`) training is data-parallel over
+    the N processes (NCCL on GPUs, gloo on the CPU; docs/distributed.md); rank 0 alone evaluates and
+    writes --out."""
+    from .recommender import Recommender
+    from .train.distributed import init_from_env, is_main, shutdown
+
+    device = init_from_env()
+    try:
+        kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,
+                   encoding).with_min_rating(min_rating)
+        train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
+        sizes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+        rec = Recommender(device=device, seed=seed, refit=refit, progress=is_main(), **sizes).fit(train_kg)
+        if not is_main():
+            return
+        if test_kg is not None:
+            rec.holdout_ = test_kg.interactions[["user_id", "item_id"]]
+            console.print(metrics_table(f"held-out {split} {test:.0%}", rec.evaluate(test_kg, k=(10, 20))))
+        rec.save(out)
+        console.print(f"saved {out}")
+    finally:
+        shutdown()
 
 
 @app.command()

@@ -37,6 +37,7 @@ from ..knowledge_graph import KnowledgeGraph
 from ..settings import resolve_device
 from ..text_features import DEFAULT_TEXT_MODEL, TextEncoder, encode_graph
 from ..train import TrainConfig, TrainedModel, fit as fit_model
+from ..train.distributed import is_main, main_first
 from ..train.loop import VALID_METRIC
 from .add_nodes import AddNodesMixin
 from .base import RecommenderBase
@@ -178,12 +179,17 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         value, ``stopped_early``, per-epoch ``history``, wall ``seconds`` and whether a ``refit``
         followed (``None`` without validation; saved with the model); ``trained_.history`` is the
         kept model's. With a ``checkpoint_dir``, the refit writes its ``last_good.pt`` over the
-        early-stopped run's; ``best.pt`` stays that run's."""
+        early-stopped run's; ``best.pt`` stays that run's.
+
+        Inside a ``torch.distributed`` job (``torchrun``) every rank calls ``fit`` alike: training is
+        data-parallel (:func:`kgrec.train.fit`), rank 0 encodes the texts first (the others then
+        read its cache) and every rank ends with the same model."""
         if not isinstance(train, KnowledgeGraph):
             raise TypeError("fit() takes a KnowledgeGraph; build one with kgrec.from_tables(...) or a loader")
         config = self.train_config()
         config.validate()
-        features = self._features(train)
+        with main_first():  # one rank fills the text-embedding cache, the others read it
+            features = self._features(train)
         fit_graph, valid_graph = train, valid
         if valid_graph is None and self.valid_fraction > 0 and len(train.interactions) >= 50:
             fit_graph, valid_graph = train.split("random", test=self.valid_fraction, seed=config.seed)
@@ -202,7 +208,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         if fit_graph is not train:
             if refit:
                 epochs = max(1, trained.best_epoch or len(trained.history))
-                if self.progress:
+                if self.progress and is_main():
                     stop = self.early_stopping_ or {}
                     how = "stopped early" if trained.stopped_early else "ran all its epochs"
                     print(f"kgrec fit: validation {how} ({len(trained.history)} epochs); best {VALID_METRIC} "
@@ -327,9 +333,12 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         first ``explain_top`` recommendations as ``EXPLAINS`` edges; see
         :func:`kgrec.recommender.publish.publish`. ``pseudonymize=KEYFILE`` publishes user ids as
         keyed pseudonyms without user text, demographics or timestamps (``docs/privacy.md``).
-        Returns counts."""
+        Returns counts. In a ``torch.distributed`` job only rank 0 writes; the other ranks
+        return ``{}``."""
         from .publish import publish
 
+        if not is_main():
+            return {}
         return publish(self, store, k=k, model_id=model_id, explanations=explanations, explain_top=explain_top,
                        batch_size=batch_size, pseudonymize=pseudonymize, keep_user_text=keep_user_text,
                        keep_demographics=keep_demographics, keep_timestamps=keep_timestamps)
@@ -349,10 +358,14 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a model directory (parameters, weights, id maps, graph tables, text-model name,
-        kgrec version) atomically: an interrupted save leaves the previous directory intact."""
+        kgrec version) atomically: an interrupted save leaves the previous directory intact. In a
+        ``torch.distributed`` job only rank 0 writes (every rank holds the same model); the others
+        return the path without touching it."""
         from .persistence import SavedRecommender, save_recommender
 
         self._check_fitted()
+        if not is_main():
+            return Path(path)
         counts = {"users": len(self.user_index_), "items": len(self.item_index_)}
         return save_recommender(path, SavedRecommender(self.get_params(), self.trained_, self.graph_,
                                                        self.early_stopping_, self.holdout_, self.added_state(), counts))

@@ -39,6 +39,7 @@ from ..nn.model import KGRecModel
 from ..settings import resolve_device
 from .calibration import calibrate_cold_items, calibration_items, fit_content_map
 from .config import TrainConfig
+from .distributed import RowShard, broadcast_module, broadcast_value, current_shard, is_main, sum_gradients
 from .losses import softmax_losses, step_loss
 from .optim import adam
 from .sampling import PositiveLookup, user_batches
@@ -70,6 +71,13 @@ def fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, config
     Raises :class:`TrainingDivergedError` when the loss becomes NaN/inf; the error's
     ``result`` holds the model with the last good weights (also in
     ``checkpoint_dir/last_good.pt`` when set).
+
+    Inside a ``torch.distributed`` job of several ranks (``torchrun``; see
+    :mod:`kgrec.train.distributed`) every rank calls ``fit`` alike and training is data-parallel:
+    each rank computes its slice of every batch's rows and the gradients are summed, so a step
+    equals the one-process step on the whole batch (to float rounding). Rank 0 alone validates
+    (the value is broadcast, so every rank stops at the same epoch), writes checkpoints and shows
+    progress; every rank returns the same model.
     """
     config = config or TrainConfig()
     config.validate()
@@ -114,7 +122,8 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     result = TrainedModel(model, index, graph, config, [], device)
     lookup = PositiveLookup(graph)
     held = calibration_items(graph.num_items, config.seed).to(device)
-    ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    shard = current_shard()
+    ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir and is_main() else None
     if ckpt_dir:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
@@ -124,7 +133,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     last_good = copy.deepcopy(model.state_dict())
     best_state, best_value, bad_evals = None, -math.inf, 0
     average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
-    bar = _progress(config.epochs, progress)
+    bar = _progress(config.epochs, progress and is_main())
     try:
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
@@ -138,7 +147,12 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                 id_mask = model.sample_id_mask(gen, device)
                 cold = config.cold_views_in_step((epoch - 1) * steps + s)
                 z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
-                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights)
+                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights,
+                                 shard)
+                if shard is not None:  # the whole batch's loss and gradient, on every rank
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    loss = sum_gradients(model.parameters(), loss)[0]
                 bad = ~torch.isfinite(loss)
                 pending = bad if pending is None else pending | bad
                 if device.type == "cpu" or (s + 1) % SYNC_STEPS == 0 or s + 1 == len(batches):
@@ -146,8 +160,9 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
                         _diverged(model, result, last_good, config, ckpt_dir, epoch, s + 1, steps,
                                   loss if device.type == "cpu" else None)
                     pending = None
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if shard is None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
                 opt.step()
                 if average is not None:
                     average.update()
@@ -162,7 +177,7 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             result.invalidate()
             if valid_kg is not None:
                 with _averaged_weights(average, result):
-                    value = _validate(result, train_kg, valid_kg)
+                    value = broadcast_value(_validate(result, train_kg, valid_kg) if is_main() else math.nan)
                     improved = value > best_value
                     if improved:
                         best_state = copy.deepcopy(model.state_dict())
@@ -198,16 +213,20 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             average.copy_to_params()
         if valid_kg is None:
             result.best_epoch = len(result.history)
+    broadcast_module(model)  # (ranks that summed the same gradients hold the same weights: made certain)
     if config.cold_views == "after":
         model.start_inductive_path()
     if config.inductive_schedule()[0] > 0 and config.trains_cold_views:
-        fit_inductive(model, config, graph, lookup, gen, held)
+        fit_inductive(model, config, graph, lookup, gen, held, shard)
+    if is_main():
+        model.eval()
+        with torch.no_grad():
+            z, layers = model(graph)  # the final warm model, for the content map and the calibration
+        if raw_items is not None:
+            fit_content_map(model, raw_items[~held], z[graph.num_users:graph.num_users + graph.num_items][~held])
+        calibrate_cold_items(model, graph, lookup, held, z, layers, raw_items, config.seed)
+    broadcast_module(model)  # rank 0's fits, on every rank
     model.eval()
-    with torch.no_grad():
-        z, layers = model(graph)  # the final warm model, for the content map and the calibration
-    if raw_items is not None:
-        fit_content_map(model, raw_items[~held], z[graph.num_users:graph.num_users + graph.num_items][~held])
-    calibrate_cold_items(model, graph, lookup, held, z, layers, raw_items, config.seed)
     result.invalidate()
     return result
 
@@ -245,13 +264,13 @@ def _averaged_weights(average: WeightAverage | None, result: TrainedModel) -> It
 
 
 def fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup,
-                   gen: torch.Generator, held: Tensor) -> None:
+                   gen: torch.Generator, held: Tensor, shard: RowShard | None = None) -> None:
     """Train only the inductive path (:meth:`KGRecModel.inductive_parameters`) for the
     epochs of :meth:`TrainConfig.inductive_schedule` (cold views) against the *final* warm model: its
     layers are computed once, in eval mode (no ID dropout), as :func:`kgrec.cold_start.placement.embed_new_nodes`
     will see them, and stay fixed, so a step costs no propagation and the warm model cannot
     change. A non-finite loss ends the phase and restores the inductive parameters it started
-    from."""
+    from. With ``shard``, data-parallel as in :func:`fit` (every rank calls it alike)."""
     model.eval()
     with torch.no_grad():
         z, layers = model(graph)
@@ -266,16 +285,24 @@ def fit_inductive(model: KGRecModel, config: TrainConfig, graph: GraphTensors, l
         for s in range(0, M, batch):
             idx = perm[s:s + batch]
             loss = softmax_losses(model, config, graph, lookup, z, layers, graph.inter_user[idx],
-                                   graph.inter_item[idx], gen, held, warm=False)
+                                   graph.inter_item[idx], gen, held, warm=False, shard=shard)
+            reaches = loss.requires_grad
+            if shard is not None:  # the whole batch's loss and gradient, and whether any rank's reached a parameter
+                opt.zero_grad(set_to_none=True)
+                if reaches:
+                    loss.backward()
+                loss, reached = sum_gradients(params, loss, torch.tensor(float(reaches)))
+                reaches = bool(reached > 0)
             if not torch.isfinite(loss):
                 with torch.no_grad():
                     for p, p0 in zip(params, start):
                         p.copy_(p0)
                 return
-            if not loss.requires_grad:  # it reached no inductive parameter: no text, content edge or click
+            if not reaches:  # it reached no inductive parameter: no text, content edge or click
                 continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if shard is None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             opt.step()
 
 

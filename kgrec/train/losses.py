@@ -24,28 +24,42 @@ from ..graph.tensors import GraphTensors
 from ..nn.model import KGRecModel
 from .cold_views import add_cold_view_losses
 from .config import TrainConfig
+from .distributed import RowShard
 from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 from .sampling import PositiveLookup, sample_negatives
 
 
 def step_loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup, z: Tensor,
               layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator, held: Tensor,
-              cold: bool, weights: Tensor | None = None) -> Tensor:
+              cold: bool, weights: Tensor | None = None, shard: RowShard | None = None) -> Tensor:
     """The loss of a warm training step on the batch's (user, item) pairs, with ``cold`` the
-    cold-start views too (float32); ``weights`` ``[B]`` weigh the pairs' warm terms."""
+    cold-start views too (float32); ``weights`` ``[B]`` weigh the pairs' warm terms; with
+    ``shard``, this rank's share of it (:func:`softmax_losses`)."""
     return softmax_losses(model, config, graph, lookup, z, layers, users, items, gen, held, cold=cold,
-                          weights=weights).float()
+                          weights=weights, shard=shard).float()
 
 
 def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup,
                    z: Tensor, layers: list[Tensor], users: Tensor, items: Tensor, gen: torch.Generator,
-                   held: Tensor, cold: bool = True, warm: bool = True, weights: Tensor | None = None) -> Tensor:
+                   held: Tensor, cold: bool = True, warm: bool = True, weights: Tensor | None = None,
+                   shard: RowShard | None = None) -> Tensor:
     """Sampled softmax of the warm model (module docstring; without ``warm`` it is left out: the
     inductive phase, whose warm model is fixed) plus, with ``cold``, the cold-item and cold-user
     views (:func:`kgrec.train.cold_views.add_cold_view_losses`; ``held``: ``[I]`` bool, the
     calibration items, which the cold-item view never sees). The cold views compare cosines
     only: a new item has no bias of its own (the calibration gives it one). ``weights`` ``[B]``
-    (``interaction_weight='rating'``) make the warm term a weighted mean over the pairs."""
+    (``interaction_weight='rating'``) make the warm term a weighted mean over the pairs.
+
+    With ``shard`` (data-parallel training, :mod:`kgrec.train.distributed`), ``users``, ``items``
+    and ``weights`` are the whole batch, of which this rank computes its own rows: each mean
+    becomes that rows' sum over the whole batch's count (or weight sum), so the ranks' losses
+    add up to the batch's loss. The random draws (negatives, cold users' clicks) do not depend on
+    the rows, so every rank draws the same ones."""
+    batch_items, denom = None, None
+    if shard is not None:
+        batch_items, denom = items, float(len(items)) if weights is None else weights.sum()
+        users, items = shard.take(users), shard.take(items)
+        weights = None if weights is None else shard.take(weights)
     U = graph.num_users
     zi = z[U + items]
     z_items = z[U:U + graph.num_items]
@@ -66,8 +80,8 @@ def softmax_losses(model: KGRecModel, config: TrainConfig, graph: GraphTensors, 
             lse_neg, lse_plain = masked_logsumexp_pair(scores, keep, offset)
         else:
             lse_neg = lse_plain = masked_logsumexp(scores, keep, offset)
-        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items], weights)
+        loss = softmax_loss(zu[inv], zi, lse_neg[inv], None if bias is None else bias[items], weights, denom)
     if cold:
         loss = add_cold_view_losses(loss, model, config, graph, lookup, z, layers, users, items, gen, held,
-                                    zu, inv, lse_plain, cand, keep, zi, z_items)
+                                    zu, inv, lse_plain, cand, keep, zi, z_items, shard, batch_items)
     return loss

@@ -97,14 +97,18 @@ def masked_logsumexp_pair(scores: Tensor, keep: Tensor, offset: Tensor) -> tuple
 
 
 def softmax_loss(zu: Tensor, zi: Tensor, lse_neg: Tensor, bias: Tensor | None = None,
-                 weight: Tensor | None = None) -> Tensor:
+                 weight: Tensor | None = None, denom: float | Tensor | None = None) -> Tensor:
     """:math:`\\ell_{ui}` (module docstring) averaged over rows: ``zu`` ``[B, dim]`` carries the
     1 / temperature factor, ``zi`` ``[B, dim]`` are the positives, ``lse_neg`` ``[B]`` each row's
     :func:`masked_logsumexp` of the negative scores, ``bias`` ``[B]`` (optional) is added to the
     positives' scores :math:`s_{ui}`; with ``weight`` ``[B]`` (positive), the weighted mean
-    :math:`\\sum_b w_b \\ell_b / \\sum_b w_b`."""
+    :math:`\\sum_b w_b \\ell_b / \\sum_b w_b`. With ``denom`` (a rank's share of a batch split
+    over ranks, :class:`kgrec.train.distributed.RowShard`), the (weighted) sum divided by ``denom``,
+    the whole batch's row count or weight sum, so that the ranks' shares add up to the batch's mean."""
     pos = (zu * zi).sum(-1).float()
     if bias is not None:
         pos = pos + bias
     rows = torch.logaddexp(pos, lse_neg) - pos
+    if denom is not None:
+        return (rows if weight is None else rows * weight).sum() / denom
     return rows.mean() if weight is None else (rows * weight).sum() / weight.sum()
