@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 import kgrec
 from kgrec.errors import StoreError
 from support import store_support as sup
+from support.child_process import child, read_until
 
 # A child process that publishes graph A then graph B, again and again, saying "begin A" /
 # "done A" around each write, until it is killed.
@@ -47,24 +46,6 @@ time.sleep(120)
 """
 
 
-def _child(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
-
-
-def _read_until(proc: subprocess.Popen, prefix: str, timeout: float = 120) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"child exited ({proc.poll()}): {proc.stderr.read()[-2000:]}")
-        lines.append(line.strip())
-        if line.startswith(prefix):
-            return lines
-    raise AssertionError(f"child did not print {prefix!r} within {timeout}s")
-
-
 # ------------------------------------------------------------------ embedded store
 def test_embedded_write_killed_with_sigkill_reopens_consistent(tmp_path: Path, ml100k_dir: Path) -> None:
     kg_a = sup.ml100k(ml100k_dir)
@@ -77,9 +58,9 @@ def test_embedded_write_killed_with_sigkill_reopens_consistent(tmp_path: Path, m
     rng = np.random.default_rng(0)
     killed_mid_write = 0
     for _ in range(3):
-        proc = _child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
+        proc = child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
         try:
-            _read_until(proc, "done")  # one full write committed: the child is in its loop
+            read_until(proc, "done")  # one full write committed: the child is in its loop
             time.sleep(float(rng.uniform(0.05, 0.8)))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -105,9 +86,9 @@ def test_embedded_write_killed_with_sigkill_reopens_consistent(tmp_path: Path, m
 def test_second_writer_process_gets_the_holders_pid(tmp_path: Path) -> None:
     path = tmp_path / "kgrec.db"
     kgrec.open_store(path).close()
-    proc = _child(HOLDER, str(path))
+    proc = child(HOLDER, str(path))
     try:
-        _read_until(proc, "holding", timeout=60)
+        read_until(proc, "holding", timeout=60)
         start = time.monotonic()
         with pytest.raises(StoreError, match=rf"kgrec\.db is locked by process {proc.pid}\b"):
             kgrec.open_store(path)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import kgrec
 from kgrec.errors import DataError
 from kgrec.store.result_tables import STAGING_PREFIX
 from support import store_support as sup
+from support.child_process import child, read_until
 
 # Two publications of model "m" that differ in everything a reader sees: the graph (B has 4/5 of
 # A's interactions), the recommendations (A: 10 per user with scores < 1; B: 5 per user, scores
@@ -62,22 +61,6 @@ with kgrec.open_store(sys.argv[1], timeout=120) as store:
 """
 
 
-def _child(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
-
-
-def _wait_for(proc: subprocess.Popen, prefix: str, timeout: float = 300) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"child exited ({proc.poll()}): {proc.stderr.read()[-3000:]}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"child did not print {prefix!r} within {timeout}s")
-
-
 def _publications(ml100k_dir: Path) -> dict:
     namespace: dict = {}
     exec(SETUP, namespace)  # the children's data, built the same way here
@@ -118,9 +101,9 @@ def test_publication_killed_at_random_moments_leaves_one_whole_state(tmp_path: P
     rng = np.random.default_rng(0)
     killed_mid_publish = 0
     for _ in range(4):
-        proc = _child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
+        proc = child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
         try:
-            _wait_for(proc, "done")  # one publication committed: the child is in its loop
+            read_until(proc, "done", timeout=300)  # one publication committed: the child is in its loop
             time.sleep(float(rng.uniform(0.05, 2.0)))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -141,10 +124,10 @@ def test_readers_during_publications_never_fail_and_never_see_a_mix(tmp_path: Pa
     path = tmp_path / "kgrec.db"
     with kgrec.open_store(path) as store:
         store.publish_model(*pubs["A"], "m")
-    proc = _child(PUBLISHER, str(path), str(ml100k_dir), str(Path(__file__).parent))
+    proc = child(PUBLISHER, str(path), str(ml100k_dir), str(Path(__file__).parent))
     seen: dict[str | None, int] = {}
     try:
-        _wait_for(proc, "begin")
+        read_until(proc, "begin", timeout=300)
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             with kgrec.open_store(path, read_only=True) as store:  # must not raise
@@ -162,8 +145,8 @@ def test_two_writers_take_turns_and_the_last_publication_stays(tmp_path: Path, m
     path = tmp_path / "kgrec.db"
     kgrec.open_store(path).close()
     tests_dir = str(Path(__file__).parent)
-    first = _child(ONE_PUBLISH, str(path), str(ml100k_dir), tests_dir, "A")
-    second = _child(ONE_PUBLISH, str(path), str(ml100k_dir), tests_dir, "B")
+    first = child(ONE_PUBLISH, str(path), str(ml100k_dir), tests_dir, "A")
+    second = child(ONE_PUBLISH, str(path), str(ml100k_dir), tests_dir, "B")
     times = {}
     for name, proc in (("A", first), ("B", second)):
         out, err = proc.communicate(timeout=600)
