@@ -89,6 +89,7 @@ def run_bounded(cmd: list[str], timeout: float, cwd: Path = REPO) -> tuple[int |
 
 
 def device_name(device: str) -> str:
+    """The GPU's name, or the CPU's with torch's thread count."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -185,9 +186,9 @@ def step_text(device: str, quick: bool, deadline: float) -> list[Row]:
         enc = TextEncoder(model, device=device, cache_dir=False, progress=False)
         enc.encode(texts[: 2 * enc.batch_size])  # warm-up: loads the model, first kernels
         rate = measure_throughput(enc, texts)
-    tokens = np.mean([len(t.split()) for t in texts])
+    words = np.mean([len(t.split()) for t in texts])
     return [row("text encoding (all-MiniLM-L6, kgrec TextEncoder)", rate, "texts/s", (">=", 10_000),
-                f"{weights}; {len(texts):,} ML-100K node texts, {tokens:.1f} words each, batch {enc.batch_size}"
+                f"{weights}; {len(texts):,} ML-100K node texts, {words:.1f} words each, batch {enc.batch_size}"
                 + (", fp16" if device.startswith("cuda") else ""))]
 
 
