@@ -155,9 +155,9 @@ def seed_cache(path: Path) -> Path:
 
     if not path.is_file():
         raise FileNotFoundError(f"--seed-cache {path}: no such file; benchmarks/gpu_check_pack.sh writes it")
-    target = getattr(TextEncoder(progress=False), "_cache_path", None)  # no public name for it yet
+    target = TextEncoder(progress=False).cache_path
     if target is None:
-        raise RuntimeError("kgrec.text_features.TextEncoder no longer has _cache_path; update seed_cache")
+        raise RuntimeError("the default TextEncoder has no embedding cache (KGREC_CACHE_DIR?); cannot seed it")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
     return target

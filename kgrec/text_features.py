@@ -156,6 +156,12 @@ class TextEncoder:
         else:
             self._cache_path = None
 
+    @property
+    def cache_path(self) -> Path | None:
+        """The SQLite file that caches this encoder's embeddings (its name depends on the model,
+        its install path and ``max_length``); ``None`` without a cache."""
+        return self._cache_path
+
     # ------------------------------------------------------------------ model
     @property
     def dim(self) -> int:
