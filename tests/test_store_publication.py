@@ -21,9 +21,7 @@ from support.child_process import child, read_until
 # Two publications of model "m" that differ in everything a reader sees: the graph (B has 4/5 of
 # A's interactions), the recommendations (A: 10 per user with scores < 1; B: 5 per user, scores
 # >= 1) and the explanations (one path per recommendation, weights 0.7 / 0.3 per state).
-SETUP = r"""
-import sys
-sys.path.insert(0, sys.argv[3])
+DATA = r"""
 from support import store_support as sup
 
 def publications(data_dir):
@@ -36,6 +34,7 @@ def publications(data_dir):
     expl_b = sup.explanations(recs_b, kg_b)
     return {"A": (kg_a, recs_a, expl_a[expl_a["weight"] > 0.5]), "B": (kg_b, recs_b, expl_b[expl_b["weight"] < 0.5])}
 """
+SETUP = "import sys\nsys.path.insert(0, sys.argv[3])\n" + DATA  # a child finds tests/support via argv[3]
 
 # publishes A then B, again and again, saying "begin X" / "done X" around each, until killed
 PUBLISHER = SETUP + r"""
@@ -63,7 +62,7 @@ with kgrec.open_store(sys.argv[1], timeout=120) as store:
 
 def _publications(ml100k_dir: Path) -> dict:
     namespace: dict = {}
-    exec(SETUP, namespace)  # the children's data, built the same way here
+    exec(DATA, namespace)  # the children's data, built the same way here
     return namespace["publications"](ml100k_dir)
 
 

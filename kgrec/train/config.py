@@ -20,7 +20,7 @@ class TrainConfig:
     epochs: int = 60                   # passes over the training pairs (an upper bound with early stopping)
     lr: float = 1e-2                   # Adam learning rate
     batch_size: int = 4096             # training pairs per step (at least; see max_steps_per_epoch)
-    max_steps_per_epoch: int | None = 32  # an epoch takes at most this many steps: with more than
+    max_steps_per_epoch: int | None = 64  # an epoch takes at most this many steps: with more than
                                        # max_steps_per_epoch x batch_size pairs the batch grows with the
                                        # data, so an epoch costs time linear in it (None: batch_size always)
     rows_per_user: int = 16            # a step takes its users' pairs in runs of up to this many
