@@ -26,8 +26,8 @@ from ..knowledge_graph import KnowledgeGraph
 from ..privacy import paths_naming, without_users
 from .base import explains_targets
 from .ladybug_files import fsync, glob_escape, ladybug_module, remove_files, sidecars
-from .result_tables import (check_result_ids, explanation_parts, explanation_table, paths_cut,
-                            recommendation_table)
+from .result_tables import (check_publication_ids, check_result_ids, explanation_parts, explanation_table, paths_cut,
+                            publication_tables, recommendation_table)
 from .tables import GraphTables, graph_tables
 
 
@@ -48,13 +48,9 @@ class EmbeddedWrites:
                       model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
         self._check_writable()
         tables = graph_tables(kg, features)
-        recs = recommendation_table(recommendations, model_id)
-        expl = explanation_table(explanations, model_id) if explanations is not None and len(explanations) else None
+        recs, expl, parts = publication_tables(recommendations, explanations, model_id)
         ids = {label: set(t.column("id").to_pylist()) for label, t in tables.nodes.items()}
-        check_result_ids(recs, "to", ids.__getitem__, "publish", self.uri)
-        parts = explanation_parts(expl) if expl is not None else []
-        if expl is not None:
-            check_result_ids(expl, "item", ids.__getitem__, "publish (explanations)", self.uri, parts)
+        check_publication_ids(recs, expl, parts, ids.__getitem__, self.uri)
         with self._lock:
             self._check_open()
             self._rebuild(tables, model_id, recs, dict(parts))

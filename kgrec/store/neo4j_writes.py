@@ -26,8 +26,8 @@ from ..privacy import paths_naming
 from .base import MODEL_SUMMARY, RECOMMENDED_MODELS
 from .neo4j_params import (GROUPED_EDGES, ROWS, Column, NodeIds, by_target, column_params, grouped_edge_params,
                            neo4j_types, safe)
-from .result_tables import (check_result_ids, explanation_parts, explanation_table, paths_cut,
-                            recommendation_table, staging_id)
+from .result_tables import (check_publication_ids, check_result_ids, explanation_parts, explanation_table, paths_cut,
+                            publication_tables, recommendation_table, staging_id)
 from .tables import graph_tables
 
 EMBEDDING_FLOATS_PER_BATCH = 2_000_000  # about 18 MB of Bolt payload per batch of embedded nodes
@@ -263,14 +263,10 @@ class Neo4jWrites:
     def publish_model(self, kg: KnowledgeGraph, recommendations: pd.DataFrame, explanations: pd.DataFrame | None,
                       model_id: str, features: Mapping[str, Any] | None = None) -> dict[str, int]:
         self._check_writable()
-        recs = recommendation_table(recommendations, model_id)
-        expl = explanation_table(explanations, model_id) if explanations is not None and len(explanations) else None
+        recs, expl, parts = publication_tables(recommendations, explanations, model_id)
         with self._lock:
             written = self.write_graph(kg, features)
-            parts = explanation_parts(expl) if expl is not None else []
-            check_result_ids(recs, "to", self._ids, "publish", self.uri)
-            if expl is not None:
-                check_result_ids(expl, "item", self._ids, "publish (explanations)", self.uri, parts)
+            check_publication_ids(recs, expl, parts, self._ids, self.uri)
             self._replace_model(model_id, ("RECOMMENDED", "EXPLAINS"),
                                 self._recommendation_groups(recs) + self._explanation_groups(parts),
                                 f"publishing model '{model_id}'", summarize=True)

@@ -168,6 +168,26 @@ def paths_cut(df: pd.DataFrame | None) -> int:
     return cap_text(pa.array(df["path"].astype("string"), from_pandas=True), MAX_PATH_CHARS)[1]
 
 
+def publication_tables(recommendations: pd.DataFrame, explanations: pd.DataFrame | None, model_id: str
+                       ) -> tuple[pa.Table, pa.Table | None, list[tuple[str, pa.Table]]]:
+    """A publication's frames checked and as tables (what ``publish_model`` writes): the
+    :func:`recommendation_table`, the :func:`explanation_table` (``None`` for ``None`` or an empty
+    frame) and its :func:`explanation_parts`."""
+    recs = recommendation_table(recommendations, model_id)
+    if explanations is None or len(explanations) == 0:
+        return recs, None, []
+    expl = explanation_table(explanations, model_id)
+    return recs, expl, explanation_parts(expl)
+
+
+def check_publication_ids(recs: pa.Table, expl: pa.Table | None, parts: Sequence[tuple[str, pa.Table]],
+                          ids_of: Callable[[str], set[str]], uri: str) -> None:
+    """:func:`check_result_ids` of a publication's tables (:func:`publication_tables`)."""
+    check_result_ids(recs, "to", ids_of, "publish", uri)
+    if expl is not None:
+        check_result_ids(expl, "item", ids_of, "publish (explanations)", uri, parts)
+
+
 def explanation_parts(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """An :func:`explanation_table` split by the label of its path nodes, in
     :func:`explains_targets` order: ``(label, rows)`` for each label with rows, ``to_label`` dropped
