@@ -15,10 +15,13 @@ text encoder's benchmark, not this one's).
 
 Each (size, model) runs in a subprocess of its own, so that its peak resident memory (RSS;
 ``torch.cuda.max_memory_allocated`` on CUDA) is its own. kgrec: ``Recommender`` defaults with
-``valid_fraction=0`` and ``inductive_epochs=0``, its training loop's seconds per epoch. LightGCN:
-``LightGCNBaseline`` (dim 64, 3 layers, BPR, no tuning), its ``seconds_per_epoch_``. Both over
-``--epochs`` epochs. The ``growth`` column is seconds per epoch divided by the smallest size's, beside
-the data's own factor.
+``valid_fraction=0`` and ``inductive_epochs=0``, its training loop's seconds per epoch;
+``kgrec-subgraph`` the same with ``training_mode="subgraph"`` (memory bounded by the batch).
+LightGCN: ``LightGCNBaseline`` (dim 64, 3 layers, BPR, no tuning), its ``seconds_per_epoch_``. All
+over ``--epochs`` epochs. ``--huge-pages both`` runs every model twice, with PyTorch's CPU tensors on
+transparent huge pages (``THP_MEM_ALLOC_ENABLE=1``, what kgrec asks for when imported before torch)
+and without (``/4k`` rows). The ``growth`` column is seconds per epoch divided by the smallest
+size's, beside the data's own factor.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import kgrec  # noqa: E402  (before torch: its huge-page default must precede torch's first allocation)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-import kgrec  # noqa: E402
 from kgrec.baselines import LightGCNBaseline  # noqa: E402
 
 FEATURE_DIM = 64
@@ -79,9 +82,10 @@ def synthetic_graph(interactions: int, seed: int = 0) -> kgrec.KnowledgeGraph:
 def run_one(interactions: int, model: str, epochs: int, device: str) -> dict[str, float]:
     """Seconds per epoch and peak memory of one model on one size (in this process)."""
     kg = synthetic_graph(interactions)
-    if model == "kgrec":
+    if model.startswith("kgrec"):
+        mode = "subgraph" if model == "kgrec-subgraph" else "auto"
         rec = kgrec.Recommender(epochs=epochs, valid_fraction=0.0, inductive_epochs=0, device=device,
-                                progress=False).fit(kg)
+                                training_mode=mode, progress=False).fit(kg)
         secs = float(np.mean([h["seconds"] for h in rec.trained_.history]))
     else:
         base = LightGCNBaseline(grid=None, epochs=epochs, device=device).fit(kg)
@@ -99,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--base", type=int, default=50_000, help="interactions of the smallest graph")
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4, 8], help="size factors over --base")
-    ap.add_argument("--models", nargs="+", default=["kgrec", "lightgcn"], choices=["kgrec", "lightgcn"])
+    ap.add_argument("--models", nargs="+", default=["kgrec", "lightgcn"], choices=["kgrec", "kgrec-subgraph", "lightgcn"])
+    ap.add_argument("--huge-pages", choices=["on", "off", "both"], default="on",
+                    help="CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE) in the runs")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in each run")
@@ -113,31 +119,35 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"# kgrec {kgrec.__version__}, torch {torch.__version__}, {platform.machine()}, device {args.device}, "
           f"threads {args.threads or torch.get_num_threads()}; {args.epochs} epochs per fit", flush=True)
+    pages = {"on": ["1"], "off": ["0"], "both": ["1", "0"]}[args.huge_pages]
+    variants = [(m, thp, m + ("/4k" if thp == "0" and args.huge_pages == "both" else ""))
+                for m in args.models for thp in pages]
     rows = []
     for scale in args.scales:
-        for model in args.models:
+        for model, thp, label in variants:
             t0 = time.perf_counter()
             cmd = [sys.executable, __file__, "--worker", str(args.base * scale), model, "--epochs", str(args.epochs),
                    "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
-            res = subprocess.run(cmd, capture_output=True, text=True)
+            res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "THP_MEM_ALLOC_ENABLE": thp})
             if res.returncode != 0:
-                print(f"# {model} x{scale} failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
+                print(f"# {label} x{scale} failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
                 continue
-            row = {"scale": scale, "model": model, **json.loads(res.stdout.strip().splitlines()[-1]),
+            row = {"scale": scale, "model": label, **json.loads(res.stdout.strip().splitlines()[-1]),
                    "wall_s": time.perf_counter() - t0}
             rows.append(row)
-            print(f"# {model} x{scale}: {row['s_per_epoch']:.2f} s/epoch, peak RSS {row['peak_rss_gib']:.2f} GiB",
+            print(f"# {label} x{scale}: {row['s_per_epoch']:.2f} s/epoch, peak RSS {row['peak_rss_gib']:.2f} GiB",
                   flush=True)
     print()
-    head = (f"{'model':<9} {'scale':>5} {'users':>9} {'items':>8} {'inter.':>10} {'KG edges':>9} "
+    w = max(9, *(len(label) for *_, label in variants))
+    head = (f"{'model':<{w}} {'scale':>5} {'users':>9} {'items':>8} {'inter.':>10} {'KG edges':>9} "
             f"{'s/epoch':>8} {'growth':>7} {'peak GiB':>9}")
     print(head)
     print("-" * len(head))
-    for model in args.models:
-        mine = [r for r in rows if r["model"] == model]
+    for *_, label in variants:
+        mine = [r for r in rows if r["model"] == label]
         for r in mine:
             growth = r["s_per_epoch"] / mine[0]["s_per_epoch"] if mine else float("nan")
-            print(f"{model:<9} {r['scale']:>4}x {r['users']:>9,} {r['items']:>8,} {r['interactions']:>10,} "
+            print(f"{label:<{w}} {r['scale']:>4}x {r['users']:>9,} {r['items']:>8,} {r['interactions']:>10,} "
                   f"{r['knowledge_edges']:>9,} {r['s_per_epoch']:>8.2f} {growth:>6.1f}x {r['peak_rss_gib']:>9.2f}")
     print("growth: seconds per epoch over the smallest size's; the data grows by the scale factor "
           "(target: 8x the data at most 10x the seconds)")

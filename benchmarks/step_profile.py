@@ -3,7 +3,8 @@
 Builds the synthetic power-law graphs of ``benchmarks/scale.py`` (300k and 2.4M interactions by
 default), prepares training as ``kgrec.train.loop`` does (batch from ``TrainConfig.step_batch``),
 and times the parts of one step (the second of two repeats, one thread). Prints one table; the
-first size is the baseline of the growth columns.
+first size is the baseline of the growth columns. PyTorch's CPU tensors are on transparent huge
+pages unless ``THP_MEM_ALLOC_ENABLE=0`` is set (kgrec's default, ``docs/large_graphs.md``).
 
     python benchmarks/step_profile.py [300000 2400000]
 """
@@ -15,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import kgrec  # noqa: F401  (before torch: its huge-page default must precede torch's first allocation)
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

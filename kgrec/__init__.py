@@ -9,7 +9,12 @@
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
+
+# PyTorch's CPU allocator reads this once, at torch's first allocation: when kgrec is imported
+# before torch, large CPU tensors are backed by transparent huge pages (docs/large_graphs.md)
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 from typing import Any
 
 from .errors import DataError, KgrecError, ModelError, SchemaError, StoreError, UnknownIdError

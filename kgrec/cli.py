@@ -155,6 +155,8 @@ def train(
                                              "again on all of them for the best number of epochs.")] = True,
     batch_size: Annotated[Optional[int], typer.Option(help="Training pairs per step, over all processes under "
                                                            "torchrun (default: the model's).")] = None,
+    training_mode: Annotated[str, typer.Option(help="full_graph, subgraph (memory bounded by the batch) or auto "
+                                                    "(docs/large_graphs.md).")] = "auto",
 ) -> None:
     """Train a model and save it. With --test > 0 the held-out part is remembered so that
     `kgrec evaluate MODEL` scores exactly it.
@@ -171,7 +173,8 @@ def train(
                    encoding).with_min_rating(min_rating)
         train_kg, test_kg = kg.split(split, test=test, seed=seed) if test > 0 else (kg, None)
         sizes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
-        rec = Recommender(device=device, seed=seed, refit=refit, progress=is_main(), **sizes).fit(train_kg)
+        rec = Recommender(device=device, seed=seed, refit=refit, progress=is_main(), training_mode=training_mode,
+                          **sizes).fit(train_kg)
         if not is_main():
             return
         if test_kg is not None:

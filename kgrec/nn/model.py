@@ -98,7 +98,7 @@ cosine alone.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,9 @@ from ..graph.csr import relation_pairs
 from ..graph.tensors import GraphTensors
 from ..knowledge_graph import NODE_TYPES
 from .sparse import sparse_mm, symmetric_spmm
+
+if TYPE_CHECKING:
+    from ..train.subgraph import Subgraph
 
 CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
 CLICKED_ITEMS_WEIGHT = 0.15  # a new user's: GNN inductive path and the mean of their clicked items
@@ -248,7 +251,12 @@ class KGRecModel(nn.Module):
         over the knowledge edges into every user and item (``[U + I, dim]``)
         or into every entity (``[num_entities, dim]``) from the states ``h`` ``[N, dim]``: one sparse
         product over the distinct (source, relation) pairs (:meth:`GraphTensors.knowledge_pairs`)."""
-        pair_src, pair_type, a, a_t = graph.knowledge_pairs(into)
+        return self.relation_message(h, graph.knowledge_pairs(into))
+
+    def relation_message(self, h: Tensor, pairs: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        """:math:`A (\\mathbf{H}[pair\\_src] \\odot \\mathbf{R}[pair\\_type])` for ``pairs``
+        ``(pair_src, pair_type, A, A^T)`` of :func:`kgrec.graph.csr.relation_pairs`."""
+        pair_src, pair_type, a, a_t = pairs
         if len(pair_src) == 0:
             return h.new_zeros(a.shape[0], h.shape[1])
         return sparse_mm(a, a_t, h.index_select(0, pair_src) * self.relation.index_select(0, pair_type))
@@ -284,6 +292,35 @@ class KGRecModel(nn.Module):
         (``[U + I, dim]``, :meth:`propagate`)."""
         layers = self.propagate(self.input_embedding(graph.x, id_mask), graph, entity_layers)
         return self.combine(layers), layers
+
+    def subgraph_forward(self, sub: "Subgraph", x: Tensor | None, id_mask: Tensor | None = None) -> Tensor:
+        """L2-normalised final representations ``[S, dim]`` of a sampled subgraph's nodes
+        (:class:`kgrec.train.subgraph.Subgraph`; exact for its seeds, on the sampled
+        neighbourhood): layer 0 from the nodes' reduced features ``x`` ``[S, text_rank]`` and
+        their ID embeddings, gathered with a sparse gradient (``id_mask`` ``[S]`` scales them);
+        then :meth:`propagate`'s layers over the sampled interaction messages, the first one
+        plus the sampled knowledge messages."""
+        nodes = sub.nodes
+        parts = []
+        if self.use_text:
+            if x is None:
+                raise ValueError("this model uses text features (use_text=True) but none were given")
+            bounds = torch.tensor([self.num_users, self.num_users + self.num_items], device=nodes.device)
+            cut = torch.searchsorted(nodes, bounds).tolist()  # nodes are sorted: one block per type
+            blocks = zip(NODE_TYPES, [0] + cut, cut + [len(nodes)])
+            parts.append(torch.cat([self.text_proj[t](x[a:b]) for t, a, b in blocks], 0))
+        if self.use_id:
+            e = F.embedding(nodes, self.id_embedding.weight, sparse=True)
+            parts.append(e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
+        h = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        knowledge = self.relation_message(h, sub.knowledge) if sub.knowledge is not None else None
+        layers = [h]
+        for layer in range(self.num_layers):
+            h = sparse_mm(sub.adj, sub.adj_t, h)
+            if knowledge is not None and layer == 0:
+                h = h + knowledge
+            layers.append(h)
+        return self.combine(layers)
 
     @torch.no_grad()
     def frozen_layers(self, layers: list[Tensor], graph: GraphTensors) -> list[Tensor]:
@@ -321,11 +358,13 @@ class KGRecModel(nn.Module):
         if self.use_text:
             self.cold_proj.load_state_dict(self.text_proj.state_dict())
 
-    def sample_id_mask(self, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor | None:
-        """Training-time ID mask: each node keeps its ID embedding with prob ``1 - id_dropout``."""
+    def sample_id_mask(self, generator: torch.Generator | None = None, device: torch.device | None = None,
+                       num: int | None = None) -> Tensor | None:
+        """Training-time ID mask ``[num]`` (default: every node): each node keeps its ID embedding
+        with prob ``1 - id_dropout``."""
         if not self.use_id or self.id_dropout <= 0:
             return None
-        keep = torch.rand(self.num_nodes, generator=generator,
+        keep = torch.rand(self.num_nodes if num is None else num, generator=generator,
                           device=generator.device if generator is not None else "cpu") >= self.id_dropout
         return keep.to(device or self.relation.device)
 

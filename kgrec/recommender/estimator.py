@@ -76,6 +76,11 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         max_steps_per_epoch: an epoch takes at most this many steps; on larger data the batch
             grows past ``batch_size`` so that an epoch's time grows linearly with the data
             (``None``: always ``batch_size``; :meth:`kgrec.train.TrainConfig.step_batch`).
+        training_mode: ``"full_graph"`` (every step propagates the whole graph), ``"subgraph"``
+            (a step propagates over its batch's neighbourhood, sampled with ``fanout``
+            neighbours per node and layer: memory bounded by the batch, for graphs beyond the
+            device's memory; :mod:`kgrec.train.subgraph`) or ``"auto"`` (full graph while its
+            estimated memory fits half the device's free memory).
         rows_per_user: a step takes its users' pairs in runs of up to this many (fewer users
             per step, fewer softmax normalisers; 1 gives random pairs).
         num_negatives: items sampled per step as the softmax's negatives.
@@ -113,7 +118,8 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
                  user_item_triples: Literal["interactions", "knowledge"] = _D.user_item_triples,
                  epochs: int = _D.epochs, lr: float = _D.lr, batch_size: int = _D.batch_size,
                  max_steps_per_epoch: int | None = _D.max_steps_per_epoch,
-                 rows_per_user: int = _D.rows_per_user, num_negatives: int = _D.num_negatives,
+                 training_mode: Literal["auto", "full_graph", "subgraph"] = _D.training_mode,
+                 fanout: int = _D.fanout, rows_per_user: int = _D.rows_per_user, num_negatives: int = _D.num_negatives,
                  temperature: float | None = _D.temperature, id_dropout: float = _D.id_dropout,
                  interaction_weight: Literal["none", "rating"] = _D.interaction_weight,
                  ema_epochs: float = _D.ema_epochs, patience: int = _D.patience, seed: int = _D.seed,
@@ -137,6 +143,8 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
         self.lr = lr
         self.batch_size = batch_size
         self.max_steps_per_epoch = max_steps_per_epoch
+        self.training_mode = training_mode
+        self.fanout = fanout
         self.rows_per_user = rows_per_user
         self.num_negatives = num_negatives
         self.temperature = temperature

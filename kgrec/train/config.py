@@ -23,6 +23,11 @@ class TrainConfig:
     max_steps_per_epoch: int | None = 64  # an epoch takes at most this many steps: with more than
                                        # max_steps_per_epoch x batch_size pairs the batch grows with the
                                        # data, so an epoch costs time linear in it (None: batch_size always)
+    training_mode: Literal["auto", "full_graph", "subgraph"] = "auto"  # 'full_graph': every step
+                                       # propagates the whole graph; 'subgraph': over its batch's sampled
+                                       # neighbourhood (memory bounded by the batch, kgrec.train.subgraph);
+                                       # 'auto': full_graph while it fits the device's free memory
+    fanout: int = 10                   # 'subgraph': neighbours sampled per node and layer
     rows_per_user: int = 16            # a step takes its users' pairs in runs of up to this many
                                        # (kgrec.train.sampling.user_batches; 1 = random pairs)
     num_negatives: int = 1024          # items sampled per step as the softmax's negatives, shared by the
@@ -120,9 +125,11 @@ class TrainConfig:
                              f"(got {self.user_item_triples!r})")
         if self.interaction_weight not in ("none", "rating"):
             raise ValueError(f"interaction_weight must be 'none' or 'rating' (got {self.interaction_weight!r})")
+        if self.training_mode not in ("auto", "full_graph", "subgraph"):
+            raise ValueError(f"training_mode must be 'auto', 'full_graph' or 'subgraph' (got {self.training_mode!r})")
         if self.cold_views not in ("after", "during"):
             raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
-        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user"):
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user", "fanout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch <= 0:

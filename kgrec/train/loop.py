@@ -1,14 +1,17 @@
 """The training loop: ``fit(train_kg, features, config) -> TrainedModel``.
 
-Full-graph training, as LightGCN trains: every step propagates over the whole graph, then takes
-the loss of a batch of training pairs (:mod:`kgrec.train.losses`; batches from
+Full-graph training (``training_mode="full_graph"``), as LightGCN trains: every step propagates
+over the whole graph, then takes the loss of a batch of training pairs (:mod:`kgrec.train.losses`; batches from
 :mod:`kgrec.train.sampling`; ``batch_size`` pairs, more on data large enough that an epoch would
 take over ``max_steps_per_epoch`` steps: :meth:`TrainConfig.step_batch`) and an Adam step. In every ``cold_view_every``-th step the
 cold-start views train too (:mod:`kgrec.train.cold_views`), and after the warm epochs
 ``inductive_epochs`` train only the inductive path against the final warm model. Validation
 and the model kept use the exponential moving average of the weights
 (:mod:`kgrec.train.weight_average`). Then the fits that place new items are made
-(:mod:`kgrec.train.calibration`).
+(:mod:`kgrec.train.calibration`). In ``training_mode="subgraph"`` (chosen by "auto" for graphs
+beyond the device's memory) a step propagates over its batch's sampled neighbourhood instead
+(:mod:`kgrec.train.subgraph`; ``batch_size`` pairs, SparseAdam on the ID table, no weight average,
+the cold views after the warm epochs).
 
 Seeded and reproducible on CPU; early stopping on a validation graph with
 :func:`kgrec.evaluation.evaluate` (Recall@20); checkpoints (best and last good); a progress bar;
@@ -40,10 +43,11 @@ from ..settings import resolve_device
 from .calibration import calibrate_cold_items, calibration_items, fit_content_map
 from .config import TrainConfig
 from .distributed import RowShard, broadcast_module, broadcast_value, current_shard, is_main, sum_gradients
-from .losses import softmax_losses, step_loss
-from .optim import adam
+from .losses import softmax_losses, step_loss, subgraph_loss
+from .optim import RowSparseAdam, adam
 from .sampling import PositiveLookup, user_batches
 from .setup import new_model, training_graph
+from .subgraph import SubgraphSampler, training_mode
 from .trained import TrainedModel
 from .weight_average import WeightAverage
 
@@ -110,6 +114,11 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     features = features if features is not None else train_kg.features
     index, graph = training_graph(train_kg, features, config, device)
     config = replace(config, temperature=config.softmax_temperature(index.num_items))
+    shard = current_shard()
+    sampler = _subgraph_sampler(config, graph, device, shard)
+    config = replace(config, training_mode="full_graph" if sampler is None else "subgraph")  # what ran
+    if sampler is not None:  # the cold views read the full graph's layers: they train after the warm epochs
+        config = replace(config, cold_views="after")
 
     torch.manual_seed(config.seed)
     gen = torch.Generator(device=device).manual_seed(config.seed)  # random draws where the training runs
@@ -118,21 +127,22 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     if model.use_text:
         raw_items = graph.x[index.num_users:index.num_users + index.num_items].clone()
         graph.x = model.reduce_all(graph.x)
-    opt = adam(model.parameters(), lr=config.lr)
+    opt = adam(model.parameters(), lr=config.lr) if sampler is None else _row_sparse_adam(model, config.lr)
     result = TrainedModel(model, index, graph, config, [], device)
     lookup = PositiveLookup(graph)
     held = calibration_items(graph.num_items, config.seed).to(device)
-    shard = current_shard()
     ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir and is_main() else None
     if ckpt_dir:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     M = len(graph.inter_user)
-    batch = config.step_batch(M)
+    batch = config.step_batch(M) if sampler is None else config.batch_size
     steps = math.ceil(M / batch)
     last_good = copy.deepcopy(model.state_dict())
     best_state, best_value, bad_evals = None, -math.inf, 0
-    average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps)) if config.ema_epochs > 0 else None
+    average = None  # (in subgraph mode, an average of every weight in every step would cost the graph's size)
+    if config.ema_epochs > 0 and sampler is None:
+        average = WeightAverage(model.parameters(), max(1.0, config.ema_epochs * steps))
     bar = _progress(config.epochs, progress and is_main())
     try:
         for epoch in range(1, config.epochs + 1):
@@ -144,11 +154,13 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
             for s, idx in enumerate(batches):
                 users, items = graph.inter_user[idx], graph.inter_item[idx]
                 weights = None if graph.inter_weight is None else graph.inter_weight[idx]
-                id_mask = model.sample_id_mask(gen, device)
                 cold = config.cold_views_in_step((epoch - 1) * steps + s)
-                z, layers = model(graph, id_mask, entity_layers=False)  # the loss reads users and items
-                loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights,
-                                 shard)
+                if sampler is not None:
+                    loss = subgraph_loss(model, config, graph, lookup, sampler, users, items, gen, held, weights)
+                else:
+                    z, layers = model(graph, model.sample_id_mask(gen, device), entity_layers=False)  # users, items
+                    loss = step_loss(model, config, graph, lookup, z, layers, users, items, gen, held, cold, weights,
+                                     shard)
                 if shard is not None:  # the whole batch's loss and gradient, on every rank
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -229,6 +241,29 @@ def _fit(train_kg: KnowledgeGraph, features: dict[str, np.ndarray] | None, confi
     model.eval()
     result.invalidate()
     return result
+
+
+def _subgraph_sampler(config: TrainConfig, graph: GraphTensors, device: torch.device,
+                      shard: RowShard | None) -> SubgraphSampler | None:
+    """The sampler of ``training_mode="subgraph"`` (:func:`kgrec.train.subgraph.training_mode`
+    decides "auto"), or ``None`` for full-graph training. Data-parallel training (several ranks)
+    trains the full graph: "auto" chooses it there, and "subgraph" is refused."""
+    if shard is not None:
+        if config.training_mode == "subgraph":
+            raise ValueError("training_mode='subgraph' does not run data-parallel yet (each rank would sum "
+                             "gradients of the whole ID table every step). Fix: train with one process, or "
+                             "with training_mode='full_graph'")
+        return None
+    if training_mode(config, graph, device) == "full_graph":
+        return None
+    return SubgraphSampler(graph, config.fanout, config.layers)
+
+
+def _row_sparse_adam(model: KGRecModel, lr: float) -> RowSparseAdam:
+    """The optimiser of subgraph mode: SparseAdam for the ID table (a step reads only its
+    subgraph's rows), Adam for the rest."""
+    sparse = [model.id_embedding.weight] if model.use_id else []
+    return RowSparseAdam([p for p in model.parameters() if all(p is not q for q in sparse)], sparse, lr)
 
 
 def _diverged(model: KGRecModel, result: TrainedModel, last_good: dict[str, Tensor], config: TrainConfig,
