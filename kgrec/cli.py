@@ -165,8 +165,10 @@ def train(
     the N processes (NCCL on GPUs, gloo on the CPU; docs/distributed.md); rank 0 alone evaluates and
     writes --out."""
     from .recommender import Recommender
+    from .train import TrainConfig
     from .train.distributed import init_from_env, is_main, shutdown
 
+    TrainConfig(training_mode=training_mode).validate()  # type: ignore[arg-type]  (before the data loads)
     device = init_from_env()
     try:
         kg = _load(data, kg_dir, interactions, items, users, triples, item_text, user_col, item_col, attributes,

@@ -98,7 +98,7 @@ cosine alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -107,10 +107,7 @@ from torch import Tensor, nn
 from ..graph.csr import relation_pairs
 from ..graph.tensors import GraphTensors
 from ..knowledge_graph import NODE_TYPES
-from .sparse import sparse_mm, symmetric_spmm
-
-if TYPE_CHECKING:
-    from ..train.subgraph import Subgraph
+from .sparse import row_normalize, sparse_mm, symmetric_spmm
 
 CONTENT_MAP_WEIGHT = 0.5  # a new item's representation: GNN inductive path and content map, averaged
 CLICKED_ITEMS_WEIGHT = 0.15  # a new user's: GNN inductive path and the mean of their clicked items
@@ -293,35 +290,6 @@ class KGRecModel(nn.Module):
         layers = self.propagate(self.input_embedding(graph.x, id_mask), graph, entity_layers)
         return self.combine(layers), layers
 
-    def subgraph_forward(self, sub: "Subgraph", x: Tensor | None, id_mask: Tensor | None = None) -> Tensor:
-        """L2-normalised final representations ``[S, dim]`` of a sampled subgraph's nodes
-        (:class:`kgrec.train.subgraph.Subgraph`; exact for its seeds, on the sampled
-        neighbourhood): layer 0 from the nodes' reduced features ``x`` ``[S, text_rank]`` and
-        their ID embeddings, gathered with a sparse gradient (``id_mask`` ``[S]`` scales them);
-        then :meth:`propagate`'s layers over the sampled interaction messages, the first one
-        plus the sampled knowledge messages."""
-        nodes = sub.nodes
-        parts = []
-        if self.use_text:
-            if x is None:
-                raise ValueError("this model uses text features (use_text=True) but none were given")
-            bounds = torch.tensor([self.num_users, self.num_users + self.num_items], device=nodes.device)
-            cut = torch.searchsorted(nodes, bounds).tolist()  # nodes are sorted: one block per type
-            blocks = zip(NODE_TYPES, [0] + cut, cut + [len(nodes)])
-            parts.append(torch.cat([self.text_proj[t](x[a:b]) for t, a, b in blocks], 0))
-        if self.use_id:
-            e = F.embedding(nodes, self.id_embedding.weight, sparse=True)
-            parts.append(e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
-        h = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-        knowledge = self.relation_message(h, sub.knowledge) if sub.knowledge is not None else None
-        layers = [h]
-        for layer in range(self.num_layers):
-            h = sparse_mm(sub.adj, sub.adj_t, h)
-            if knowledge is not None and layer == 0:
-                h = h + knowledge
-            layers.append(h)
-        return self.combine(layers)
-
     @torch.no_grad()
     def frozen_layers(self, layers: list[Tensor], graph: GraphTensors) -> list[Tensor]:
         """Detached copies of ``layers`` (from :meth:`forward`) with every node's rows: the
@@ -341,9 +309,11 @@ class KGRecModel(nn.Module):
         sum, since stacking the layers would allocate an ``[L + 1, N, dim]`` block per call). Over
         the rows of the last layer, where the layers above 0 have fewer rows than layer 0."""
         total = layers[0][:len(layers[-1])]
-        for h in layers[1:]:
-            total = total + h
-        return F.normalize(total, dim=-1)
+        if len(layers) > 1:
+            total = total + layers[1]
+            for h in layers[2:]:
+                total += h   # in place: a sum's backward keeps none of its operands
+        return row_normalize(total)
 
     def inductive_parameters(self) -> list[nn.Parameter]:
         """The inductive path's own parameters :math:`\\mathbf{W}'_t, \\mathbf{r}'_\\rho`."""

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .distributed import RowShard
 from .sampled_softmax import masked_logsumexp, masked_logsumexp_pair, softmax_loss
 from .sampling import PositiveLookup, sample_negatives
-from .subgraph import NodeRows, SubgraphSampler
+from .subgraph import NodeRows, SubgraphSampler, subgraph_forward
 
 
 def step_loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, lookup: PositiveLookup, z: Tensor,
@@ -111,13 +111,13 @@ def subgraph_loss(model: KGRecModel, config: TrainConfig, graph: GraphTensors, l
     """The warm loss of a ``training_mode="subgraph"`` step (float32): the step's negatives are
     drawn first, its users, items and negatives are the seeds of a sampled subgraph
     (:class:`kgrec.train.subgraph.SubgraphSampler`), and the loss reads their representations
-    on it (:meth:`kgrec.nn.model.KGRecModel.subgraph_forward`), each node's ID kept with
+    on it (:func:`kgrec.train.subgraph.subgraph_forward`), each node's ID kept with
     probability ``1 - id_dropout``."""
     negatives = step_negatives(config, lookup, users, gen)
     uniq, _, cand, _ = negatives
     U = graph.num_users
     sub = sampler.sample(torch.cat([uniq, U + items, U + cand]), gen)
     x = graph.x[sub.nodes] if graph.x is not None else None
-    z = model.subgraph_forward(sub, x, model.sample_id_mask(gen, users.device, num=len(sub.nodes)))
+    z = subgraph_forward(model, sub, x, model.sample_id_mask(gen, users.device, num=len(sub.nodes)))
     return softmax_losses(model, config, graph, lookup, NodeRows(z, sub), None, users, items, gen, held,
                           cold=False, weights=weights, negatives=negatives).float()

@@ -21,7 +21,7 @@ otherwise :math:`k` are drawn uniformly with replacement and each message is wei
 (the weights :math:`w_{uv}` keep the full graph's degrees). Every layer is computed over the
 whole sampled node set; a node first reached at hop :math:`d` has exact (sampled) layers up to
 :math:`L - d`, and the seeds (hop 0) all :math:`L` of theirs. The ID embeddings of the sampled
-nodes are gathered with a sparse gradient (:meth:`kgrec.nn.model.KGRecModel.subgraph_forward`),
+nodes are gathered with a sparse gradient (:func:`subgraph_forward`),
 which :class:`torch.optim.SparseAdam` applies to those rows alone.
 """
 
@@ -31,10 +31,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..graph.csr import csr_indptr, gather_rows, relation_pairs, sparse_csr
 from ..graph.tensors import GraphTensors
+from ..knowledge_graph import NODE_TYPES
+from ..nn.model import KGRecModel
+from ..nn.sparse import sparse_mm
 from .config import TrainConfig
 
 BYTES_PER_FLOAT = 4
@@ -149,6 +153,35 @@ class SubgraphSampler:
         k, L = self.fanout, self.layers
         inner = num_seeds * sum(k ** d for d in range(L))      # hops 0 .. L-1
         return inner + num_seeds * k ** L + inner * k
+
+
+def subgraph_forward(model: KGRecModel, sub: Subgraph, x: Tensor | None, id_mask: Tensor | None = None) -> Tensor:
+    """L2-normalised final representations ``[S, dim]`` of ``sub``'s nodes under ``model`` (exact
+    for its seeds, on the sampled neighbourhood): layer 0 from the nodes' reduced features ``x``
+    ``[S, text_rank]`` and their ID embeddings, gathered with a sparse gradient (``id_mask``
+    ``[S]`` scales them); then the layers of :meth:`kgrec.nn.model.KGRecModel.propagate` over the
+    sampled interaction messages, the first one plus the sampled knowledge messages."""
+    nodes = sub.nodes
+    parts = []
+    if model.use_text:
+        if x is None:
+            raise ValueError("this model uses text features (use_text=True) but none were given")
+        bounds = torch.tensor([model.num_users, model.num_users + model.num_items], device=nodes.device)
+        cut = torch.searchsorted(nodes, bounds).tolist()  # nodes are sorted: one block per type
+        blocks = zip(NODE_TYPES, [0] + cut, cut + [len(nodes)])
+        parts.append(torch.cat([model.text_proj[t](x[a:b]) for t, a, b in blocks], 0))
+    if model.use_id:
+        e = F.embedding(nodes, model.id_embedding.weight, sparse=True)
+        parts.append(e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
+    h = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    knowledge = model.relation_message(h, sub.knowledge) if sub.knowledge is not None else None
+    layers = [h]
+    for layer in range(model.num_layers):
+        h = sparse_mm(sub.adj, sub.adj_t, h)
+        if knowledge is not None and layer == 0:
+            h = h + knowledge
+        layers.append(h)
+    return model.combine(layers)
 
 
 def full_graph_bytes(graph: GraphTensors, config: TrainConfig) -> int:
