@@ -22,18 +22,14 @@ from kgrec.train.optim import RowSparseAdam
 from kgrec.train.sampling import PositiveLookup
 from kgrec.train.setup import new_model, training_graph
 from kgrec.train.subgraph import SubgraphSampler, full_graph_bytes, subgraph_forward, training_mode
-from support.model_fixtures import small_movielens
+from support.model_fixtures import small_movielens_with_text
 
 TINY = dict(dim=16, layers=2, epochs=2, batch_size=1024, num_negatives=256)
 
 
 @pytest.fixture(scope="module")
 def small(ml100k_dir: Path) -> kgrec.KnowledgeGraph:
-    from kgrec.text_features import TextEncoder, encode_graph
-
-    kg = small_movielens(ml100k_dir)
-    kg.features = encode_graph(kg, TextEncoder(progress=False, device="cpu"))
-    return kg
+    return small_movielens_with_text(ml100k_dir)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from kgrec.nn.model import CLICKED_ITEMS_WEIGHT
 from kgrec.train import TrainConfig, TrainedModel, fit
 from kgrec.train.calibration import RIDGE_GRID, calibration_items, fit_content_map
 from kgrec.train.sampling import PositiveLookup, sample_negatives, user_batches
-from support.model_fixtures import small_movielens
+from support.model_fixtures import small_movielens_with_text
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="no CUDA device"))]
@@ -32,11 +32,7 @@ TINY = dict(dim=16, layers=2, epochs=2, batch_size=4096, num_negatives=256)
 @pytest.fixture(scope="module")
 def small(ml100k_dir: Path) -> kgrec.KnowledgeGraph:
     """ML-100K restricted to users 1..300 (real data), with LM text features."""
-    from kgrec.text_features import TextEncoder, encode_graph
-
-    kg = small_movielens(ml100k_dir)
-    kg.features = encode_graph(kg, TextEncoder(progress=False, device="cpu"))
-    return kg
+    return small_movielens_with_text(ml100k_dir)
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,9 @@ class SubgraphSampler:
                 break
             t, e, scale = self._draw(self.indptr, frontier, gen)
             s = self.source[e]
-            tgt.append(t), src.append(s), w.append(self.weight[e] * scale)
+            tgt.append(t)
+            src.append(s)
+            w.append(self.weight[e] * scale)
             known = torch.unique(torch.cat(seen))
             new = torch.unique(s)
             frontier = new[~torch.isin(new, known)]

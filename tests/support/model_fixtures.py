@@ -22,6 +22,15 @@ def small_movielens(ml100k_dir: Path, users: int = 300) -> KnowledgeGraph:
                                 triples=trip.reset_index(drop=True))
 
 
+def small_movielens_with_text(ml100k_dir: Path) -> KnowledgeGraph:
+    """:func:`small_movielens` with its nodes' LM text features (the packaged encoder, on CPU)."""
+    from kgrec.text_features import TextEncoder, encode_graph
+
+    kg = small_movielens(ml100k_dir)
+    kg.features = encode_graph(kg, TextEncoder(progress=False, device="cpu"))
+    return kg
+
+
 def train_small(kg: KnowledgeGraph, **options) -> "kgrec.Recommender":
     opts = {**SMALL, **options}
     progress = opts.pop("progress")
