@@ -35,6 +35,7 @@ KeySource = bytes | str | os.PathLike
 MIN_KEY_BYTES = 16
 PSEUDONYM_PREFIX = "u_"
 PSEUDONYM_HEX_DIGITS = 32
+# the columns of explanation rows (kgrec.recommender.explanation_rows; defined here, which imports no torch)
 EXPLANATION_COLUMNS = ["user_id", "item_id", "rank", "path", "weight", "node_type", "node_id"]
 _KEYGEN_FIX = "make one with `kgrec keygen KEYFILE` (64 random hex digits) and keep it outside the store"
 

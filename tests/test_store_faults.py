@@ -3,7 +3,6 @@ Neo4j, and a Neo4j server stopped and restarted in the middle of a publish."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
@@ -15,7 +14,7 @@ import pytest
 import kgrec
 from kgrec.errors import StoreError
 from support import store_support as sup
-from support.child_process import child, read_until
+from support.child_process import child, kill_at_random, read_until
 
 # A child process that publishes graph A then graph B, again and again, saying "begin A" /
 # "done A" around each write, until it is killed.
@@ -59,17 +58,7 @@ def test_embedded_write_killed_with_sigkill_reopens_consistent(tmp_path: Path, m
     killed_mid_write = 0
     for _ in range(3):
         proc = child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
-        try:
-            read_until(proc, "done")  # one full write committed: the child is in its loop
-            time.sleep(float(rng.uniform(0.05, 0.8)))
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            rest = proc.stdout.read().split("\n")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        last = [line for line in rest if line.strip()][-1:] or ["done"]
-        killed_mid_write += last[0].startswith("begin")
+        killed_mid_write += kill_at_random(proc, rng, max_delay=0.8)  # after one full write committed
         assert proc.returncode == -signal.SIGKILL
         with kgrec.open_store(path) as store:  # replays the WAL; the killed write left no trace
             counts = sup.graph_counts(store.counts())

@@ -4,8 +4,6 @@ publication or the new one, never a mix, and opens read-only without a repair st
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import kgrec
 from kgrec.errors import DataError
 from kgrec.store.result_tables import STAGING_PREFIX
 from support import store_support as sup
-from support.child_process import child, read_until
+from support.child_process import child, kill_at_random, read_until
 
 # Two publications of model "m" that differ in everything a reader sees: the graph (B has 4/5 of
 # A's interactions), the recommendations (A: 10 per user with scores < 1; B: 5 per user, scores
@@ -90,27 +88,25 @@ def _consistent(state: tuple, expected: dict) -> str | None:
     return None
 
 
-def test_publication_killed_at_random_moments_leaves_one_whole_state(tmp_path: Path, ml100k_dir: Path) -> None:
+def _store_holding_a(tmp_path: Path, ml100k_dir: Path) -> tuple[dict, Path]:
+    """``(expected, path)``: each publication's expected state, and a store at ``path`` holding
+    publication A of model ``m``."""
     pubs = _publications(ml100k_dir)
-    expected = {name: _expected(pub) for name, pub in pubs.items()}
     path = tmp_path / "kgrec.db"
     with kgrec.open_store(path) as store:
         store.publish_model(*pubs["A"], "m")
+    return {name: _expected(pub) for name, pub in pubs.items()}, path
+
+
+def test_publication_killed_at_random_moments_leaves_one_whole_state(tmp_path: Path, ml100k_dir: Path) -> None:
+    expected, path = _store_holding_a(tmp_path, ml100k_dir)
     tests_dir = str(Path(__file__).parent)
     rng = np.random.default_rng(0)
     killed_mid_publish = 0
     for _ in range(4):
         proc = child(PUBLISHER, str(path), str(ml100k_dir), tests_dir)
-        try:
-            read_until(proc, "done", timeout=300)  # one publication committed: the child is in its loop
-            time.sleep(float(rng.uniform(0.05, 2.0)))
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            rest = [line for line in proc.stdout.read().split("\n") if line.strip()]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        killed_mid_publish += (rest[-1:] or ["done"])[0].startswith("begin")
+        # after one committed publication (the child is in its loop)
+        killed_mid_publish += kill_at_random(proc, rng, max_delay=2.0, timeout=300)
         with kgrec.open_store(path, read_only=True) as store:  # no writer opened it since the kill
             state = _state(store)
         assert _consistent(state, expected) is not None, state
@@ -118,11 +114,7 @@ def test_publication_killed_at_random_moments_leaves_one_whole_state(tmp_path: P
 
 
 def test_readers_during_publications_never_fail_and_never_see_a_mix(tmp_path: Path, ml100k_dir: Path) -> None:
-    pubs = _publications(ml100k_dir)
-    expected = {name: _expected(pub) for name, pub in pubs.items()}
-    path = tmp_path / "kgrec.db"
-    with kgrec.open_store(path) as store:
-        store.publish_model(*pubs["A"], "m")
+    expected, path = _store_holding_a(tmp_path, ml100k_dir)
     proc = child(PUBLISHER, str(path), str(ml100k_dir), str(Path(__file__).parent))
     seen: dict[str | None, int] = {}
     try:

@@ -29,12 +29,13 @@ import pandas as pd
 import torch
 
 from ..graph.csr import gather_rows
+from ..privacy import EXPLANATION_COLUMNS
 from .path_tables import PathTables
 
 if TYPE_CHECKING:
     from .estimator import Recommender
 
-COLUMNS = ["user_id", "item_id", "rank", "path", "weight", "node_type", "node_id"]
+COLUMNS = EXPLANATION_COLUMNS
 
 
 class NeighbourShares:
