@@ -72,10 +72,14 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
 
     Training (:mod:`kgrec.train`):
         epochs: passes over the training pairs (an upper bound with early stopping).
-        lr: Adam's learning rate. batch_size: training pairs per step.
-        max_steps_per_epoch: an epoch takes at most this many steps; on larger data the batch
-            grows past ``batch_size`` so that an epoch's time grows linearly with the data
-            (``None``: always ``batch_size``; :meth:`kgrec.train.TrainConfig.step_batch`).
+        lr: Adam's learning rate.
+        batch_size: training pairs per step. ``None`` (the default): in full-graph training,
+            the training pairs over ``max_steps_per_epoch`` (at least 256), so that every epoch
+            takes the same number of whole-graph propagations and its time grows linearly with
+            the data; in subgraph training, 4,096 (:meth:`kgrec.train.TrainConfig.step_batch`).
+        max_steps_per_epoch: full-graph steps per epoch (at most): the number with
+            ``batch_size=None``, a cap past which a set ``batch_size`` grows (``None``: a set
+            ``batch_size`` always).
         training_mode: ``"full_graph"`` (every step propagates the whole graph), ``"subgraph"``
             (a step propagates over its batch's neighbourhood, sampled with ``fanout``
             neighbours per node and layer: memory bounded by the batch, for graphs beyond the
@@ -116,7 +120,7 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
                  dim: int = _D.dim, layers: int = _D.layers, use_text: bool = _D.use_text, use_kg: bool = _D.use_kg,
                  use_id: bool = _D.use_id, item_bias: bool = _D.item_bias,
                  user_item_triples: Literal["interactions", "knowledge"] = _D.user_item_triples,
-                 epochs: int = _D.epochs, lr: float = _D.lr, batch_size: int = _D.batch_size,
+                 epochs: int = _D.epochs, lr: float = _D.lr, batch_size: int | None = _D.batch_size,
                  max_steps_per_epoch: int | None = _D.max_steps_per_epoch,
                  training_mode: Literal["auto", "full_graph", "subgraph"] = _D.training_mode,
                  fanout: int = _D.fanout, rows_per_user: int = _D.rows_per_user, num_negatives: int = _D.num_negatives,

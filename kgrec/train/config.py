@@ -10,6 +10,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+MIN_BATCH = 256         # the smallest full-graph batch of batch_size=None (tiny data takes fewer steps)
+SUBGRAPH_BATCH = 4096   # training_mode="subgraph": pairs per step with batch_size=None
+
 
 @dataclass
 class TrainConfig:
@@ -19,10 +22,12 @@ class TrainConfig:
     layers: int = 3                    # propagation layers
     epochs: int = 60                   # passes over the training pairs (an upper bound with early stopping)
     lr: float = 1e-2                   # Adam learning rate
-    batch_size: int = 4096             # training pairs per step (at least; see max_steps_per_epoch)
-    max_steps_per_epoch: int | None = 64  # an epoch takes at most this many steps: with more than
-                                       # max_steps_per_epoch x batch_size pairs the batch grows with the
-                                       # data, so an epoch costs time linear in it (None: batch_size always)
+    batch_size: int | None = None      # training pairs per step; None: full graph: pairs / max_steps_per_epoch
+                                       # (at least MIN_BATCH), so that every epoch takes the same number of
+                                       # propagations; subgraph: SUBGRAPH_BATCH (TrainConfig.step_batch)
+    max_steps_per_epoch: int | None = 64  # full graph: an epoch takes at most this many steps; a set batch_size
+                                       # grows on data with more than max_steps_per_epoch x batch_size pairs
+                                       # (None: a set batch_size always)
     training_mode: Literal["auto", "full_graph", "subgraph"] = "auto"  # 'full_graph': every step
                                        # propagates the whole graph; 'subgraph': over its batch's sampled
                                        # neighbourhood (memory bounded by the batch, kgrec.train.subgraph);
@@ -107,13 +112,25 @@ class TrainConfig:
         ``cold_view_every``-th step."""
         return self.cold_views == "during" and self.trains_cold_views and step % self.cold_view_every == 0
 
-    def step_batch(self, pairs: int) -> int:
-        """Training pairs per step for ``pairs`` pairs an epoch: ``batch_size``, or
-        ``ceil(pairs / max_steps_per_epoch)`` when that is larger.
+    def step_batch(self, pairs: int, subgraph: bool = False) -> int:
+        """Training pairs per step for ``pairs`` training pairs an epoch.
 
-        Every step propagates the whole graph (cost ~ edges), so with a fixed batch an epoch
-        costs ~ pairs x edges / batch_size; with at most ``max_steps_per_epoch`` steps it costs
-        ~ max_steps_per_epoch x edges + pairs (the losses), linear in the data."""
+        Full graph (``subgraph=False``): every step propagates the whole graph (cost ~ edges), so
+        an epoch of :math:`S` steps costs ~ :math:`S` x edges + pairs (the losses). With
+        ``batch_size=None`` the batch is ``ceil(pairs / max_steps_per_epoch)``, at least
+        :data:`MIN_BATCH`: from ``max_steps_per_epoch x MIN_BATCH`` pairs up every epoch takes
+        ``max_steps_per_epoch`` steps, and its cost is linear in the data. A set ``batch_size``
+        is kept while an epoch stays within ``max_steps_per_epoch`` steps and grows beyond
+        (``max_steps_per_epoch=None``: kept always); below that, an epoch costs ~
+        pairs x edges / ``batch_size``.
+
+        Subgraph: a step's cost is bounded by its batch's sampled neighbourhood, so the batch is
+        fixed: ``batch_size``, else :data:`SUBGRAPH_BATCH`."""
+        if subgraph:
+            return self.batch_size if self.batch_size is not None else SUBGRAPH_BATCH
+        if self.batch_size is None:
+            assert self.max_steps_per_epoch is not None, "validate() refuses both unset"
+            return max(MIN_BATCH, math.ceil(pairs / self.max_steps_per_epoch))
         if self.max_steps_per_epoch is None:
             return self.batch_size
         return max(self.batch_size, math.ceil(pairs / self.max_steps_per_epoch))
@@ -129,11 +146,15 @@ class TrainConfig:
             raise ValueError(f"training_mode must be 'auto', 'full_graph' or 'subgraph' (got {self.training_mode!r})")
         if self.cold_views not in ("after", "during"):
             raise ValueError(f"cold_views must be 'after' or 'during' (got {self.cold_views!r})")
-        for name in ("dim", "epochs", "batch_size", "num_negatives", "cold_view_every", "rows_per_user", "fanout"):
+        for name in ("dim", "epochs", "num_negatives", "cold_view_every", "rows_per_user", "fanout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch <= 0:
-            raise ValueError(f"max_steps_per_epoch must be positive or None (got {self.max_steps_per_epoch})")
+        for name in ("batch_size", "max_steps_per_epoch"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive or None (got {getattr(self, name)})")
+        if self.batch_size is None and self.max_steps_per_epoch is None:
+            raise ValueError("batch_size and max_steps_per_epoch are both None: an epoch would have no step "
+                             "size. Fix: set batch_size (pairs per step) or max_steps_per_epoch (steps per epoch)")
         if self.inductive_lr is not None and self.inductive_lr <= 0:
             raise ValueError(f"inductive_lr must be positive (got {self.inductive_lr})")
         if self.inductive_epochs is not None and self.inductive_epochs < 0:
