@@ -26,7 +26,7 @@ Models: ``kgrec`` (``kgrec.Recommender(...).fit(train)``, its ``evaluate``) and 
 ``kgrec-cold-after`` (``cold_views='after'``: the cold-start views train only after the warm model),
 ``kgrec-rating-weight`` (``interaction_weight='rating'``: ratings weigh the loss as confidences),
 ``kgrec-subgraph`` (``training_mode='subgraph'``: sampled neighbourhoods, ``docs/large_graphs.md``),
-``kgrec-batch-4096`` (``batch_size=4096``, the default before every epoch took 64 steps),
+``kgrec-64-steps`` (``batch_size=None``: every epoch 64 steps, however small the data),
 and the baselines of :mod:`kgrec.baselines`: ``lightgcn`` (PyG), ``ease`` (Steck's linear
 item-item model, strong on dense data), ``mf-bpr``, ``popularity``, ``text-knn``, and, on data
 with user-item knowledge triples (Last.fm's tagged artists), which kgrec trains on as a second
@@ -83,7 +83,7 @@ ABLATIONS = {"kgrec-no-text": {"use_text": False}, "kgrec-no-kg": {"use_kg": Fal
              "kgrec-no-id": {"use_id": False}, "kgrec-no-bias": {"item_bias": False},
              "kgrec-cold-after": {"cold_views": "after"}, "kgrec-rating-weight": {"interaction_weight": "rating"},
              "kgrec-subgraph": {"training_mode": "subgraph"},
-             "kgrec-batch-4096": {"batch_size": 4096}}
+             "kgrec-64-steps": {"batch_size": None}}
 ALL_MODELS = ["kgrec", *ABLATIONS, "lightgcn", "lightgcn-user-item-triples", "ease", "mf-bpr", "popularity", "text-knn"]
 
 

@@ -10,7 +10,7 @@ training split (``benchmarks/accuracy.py``'s splits), no validation carve-out, j
 user-item knowledge triples, which kgrec trains on as a second behaviour (HetRec Last.fm's 70,297
 tagged artists make 128,032 pairs of its 74,266 listens; ML-100K has none), and so LightGCN too
 (``user_item_triples=True``). kgrec:
-``kgrec.Recommender`` defaults (dim 64, 3 layers, 64 steps an epoch taking users' rows in runs of 16,
+``kgrec.Recommender`` defaults (dim 64, 3 layers, batch 4096 taking users' rows in runs of 16,
 sampled softmax, knowledge edges, the cold-start views in every twelfth step) with
 ``valid_fraction=0`` and ``inductive_epochs=0`` (the inductive phase comes after the epochs and is
 not part of them); its seconds are

@@ -154,7 +154,7 @@ def train(
     refit: Annotated[bool, typer.Option(help="After early stopping on 10% of the training interactions, train "
                                              "again on all of them for the best number of epochs.")] = True,
     batch_size: Annotated[Optional[int], typer.Option(help="Training pairs per step, over all processes under "
-                                                           "torchrun (default: pairs / 64 steps an epoch).")] = None,
+                                                           "torchrun (default: the model's).")] = None,
     training_mode: Annotated[str, typer.Option(help="full_graph, subgraph (memory bounded by the batch) or auto "
                                                     "(docs/large_graphs.md).")] = "auto",
 ) -> None:

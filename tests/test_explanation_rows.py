@@ -33,10 +33,7 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def ml_rec(ml100k_dir):
-    """A small ML-100K model whose top explanations include attribute (entity) paths: trained in
-    few, large steps (batch 4096); the default 64 steps an epoch give a model whose top 12
-    explanations are all similar users and items."""
-    return train_small(small_movielens(ml100k_dir), batch_size=4096)
+    return train_small(small_movielens(ml100k_dir))
 
 
 def test_ml100k_rows_equal_the_per_recommendation_loop(ml_rec):

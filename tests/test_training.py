@@ -163,33 +163,36 @@ def test_user_batches_take_each_users_rows_in_runs(split) -> None:
 
 
 
-def test_an_epoch_takes_max_steps_per_epoch_steps_on_any_data_size(split) -> None:
-    """With the default ``batch_size=None`` every full-graph epoch takes ``max_steps_per_epoch``
-    steps, whatever the number of training pairs (from 64 x 256 up), so its cost is linear in the
-    data; a set ``batch_size`` is kept below that cap and grows past it; subgraph training keeps a
-    fixed batch. The real fit takes the steps the rule gives."""
+def test_steps_per_epoch_are_capped_and_batch_size_none_fixes_them(split) -> None:
+    """The default batch (4,096) is kept while an epoch stays within ``max_steps_per_epoch``
+    steps and grows past it, so that large data takes 64 steps an epoch; ``batch_size=None``
+    takes 64 steps on any data from 64 x 256 pairs up; subgraph training keeps a fixed batch.
+    The real fit takes the steps the rule gives."""
     from kgrec.train.config import MIN_BATCH, SUBGRAPH_BATCH
-    cfg = TrainConfig()
+    default = TrainConfig()
+    assert default.step_batch(80_000) == 4096 and default.step_batch(10 ** 6) == math.ceil(10 ** 6 / 64)
+    assert default.step_batch(10 ** 6, subgraph=True) == 4096
+    assert TrainConfig(max_steps_per_epoch=None).step_batch(10 ** 6) == 4096
+    fixed_steps = TrainConfig(batch_size=None)
     for pairs in (64 * MIN_BATCH, 80_000, 10 ** 6, 10 ** 8):
-        assert math.ceil(pairs / cfg.step_batch(pairs)) == 64, pairs
-    assert cfg.step_batch(1000) == MIN_BATCH                    # tiny data: fewer, not smaller, steps
-    assert cfg.step_batch(10 ** 6, subgraph=True) == SUBGRAPH_BATCH
-    fixed = TrainConfig(batch_size=4096)
-    assert fixed.step_batch(80_000) == 4096 and fixed.step_batch(10 ** 6) == math.ceil(10 ** 6 / 64)
-    assert fixed.step_batch(10 ** 6, subgraph=True) == 4096
-    assert TrainConfig(batch_size=4096, max_steps_per_epoch=None).step_batch(10 ** 6) == 4096
+        assert math.ceil(pairs / fixed_steps.step_batch(pairs)) == 64, pairs
+    assert fixed_steps.step_batch(1000) == MIN_BATCH                 # tiny data: fewer, not smaller, steps
+    assert fixed_steps.step_batch(10 ** 6, subgraph=True) == SUBGRAPH_BATCH
     with pytest.raises(ValueError, match="both None"):
-        TrainConfig(max_steps_per_epoch=None).validate()
+        TrainConfig(batch_size=None, max_steps_per_epoch=None).validate()
     with pytest.raises(ValueError, match="batch_size must be positive"):
         TrainConfig(batch_size=0).validate()
 
     train, _ = split
     pairs = len(train.interactions)
-    assert pairs > 64 * MIN_BATCH
-    cfg = dict(TINY, batch_size=None, epochs=1, inductive_epochs=0)
-    for steps in (64, 16):
-        result = fit(train, None, TrainConfig(**cfg, max_steps_per_epoch=steps), device="cpu", progress=False)
-        assert result.history[0]["steps"] == steps
+    assert 64 * MIN_BATCH < pairs < 64 * 4096
+    cfg = dict(TINY, epochs=1, inductive_epochs=0)
+    for size, cap, steps in ((4096, 64, math.ceil(pairs / 4096)), (4096, 2, 2), (None, 64, 64), (None, 16, 16)):
+        result = fit(train, None, TrainConfig(**{**cfg, "batch_size": size, "max_steps_per_epoch": cap}),
+                     device="cpu", progress=False)
+        assert result.history[0]["steps"] == steps, (size, cap)
+
+
 # ---------------------------------------------------------------------- negatives
 def test_sampled_negatives_never_include_positives(split) -> None:
     train, _ = split

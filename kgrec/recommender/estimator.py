@@ -73,13 +73,13 @@ class Recommender(AddNodesMixin, ExplanationsMixin, RecommenderBase):
     Training (:mod:`kgrec.train`):
         epochs: passes over the training pairs (an upper bound with early stopping).
         lr: Adam's learning rate.
-        batch_size: training pairs per step. ``None`` (the default): in full-graph training,
-            the training pairs over ``max_steps_per_epoch`` (at least 256), so that every epoch
-            takes the same number of whole-graph propagations and its time grows linearly with
-            the data; in subgraph training, 4,096 (:meth:`kgrec.train.TrainConfig.step_batch`).
-        max_steps_per_epoch: full-graph steps per epoch (at most): the number with
-            ``batch_size=None``, a cap past which a set ``batch_size`` grows (``None``: a set
-            ``batch_size`` always).
+        batch_size: training pairs per step. ``None``: in full-graph training the training
+            pairs over ``max_steps_per_epoch`` (at least 256), so that every epoch takes the same
+            number of whole-graph propagations; in subgraph training 4,096
+            (:meth:`kgrec.train.TrainConfig.step_batch`).
+        max_steps_per_epoch: an epoch takes at most this many steps; on larger data the batch
+            grows past ``batch_size`` so that an epoch's time grows linearly with the data
+            (``None``: always ``batch_size``).
         training_mode: ``"full_graph"`` (every step propagates the whole graph), ``"subgraph"``
             (a step propagates over its batch's neighbourhood, sampled with ``fanout``
             neighbours per node and layer: memory bounded by the batch, for graphs beyond the

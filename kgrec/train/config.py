@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-MIN_BATCH = 256         # the smallest full-graph batch of batch_size=None (tiny data takes fewer steps)
+MIN_BATCH = 256         # the smallest full-graph batch with batch_size=None (tiny data takes fewer steps)
 SUBGRAPH_BATCH = 4096   # training_mode="subgraph": pairs per step with batch_size=None
 
 
@@ -22,12 +22,12 @@ class TrainConfig:
     layers: int = 3                    # propagation layers
     epochs: int = 60                   # passes over the training pairs (an upper bound with early stopping)
     lr: float = 1e-2                   # Adam learning rate
-    batch_size: int | None = None      # training pairs per step; None: full graph: pairs / max_steps_per_epoch
-                                       # (at least MIN_BATCH), so that every epoch takes the same number of
-                                       # propagations; subgraph: SUBGRAPH_BATCH (TrainConfig.step_batch)
-    max_steps_per_epoch: int | None = 64  # full graph: an epoch takes at most this many steps; a set batch_size
-                                       # grows on data with more than max_steps_per_epoch x batch_size pairs
-                                       # (None: a set batch_size always)
+    batch_size: int | None = 4096      # training pairs per step (at least; see max_steps_per_epoch). None:
+                                       # full graph: pairs / max_steps_per_epoch (at least MIN_BATCH), the same
+                                       # steps every epoch; subgraph: SUBGRAPH_BATCH (TrainConfig.step_batch)
+    max_steps_per_epoch: int | None = 64  # full graph: an epoch takes at most this many steps: with more than
+                                       # max_steps_per_epoch x batch_size pairs the batch grows with the data,
+                                       # so an epoch costs time linear in it (None: batch_size always)
     training_mode: Literal["auto", "full_graph", "subgraph"] = "auto"  # 'full_graph': every step
                                        # propagates the whole graph; 'subgraph': over its batch's sampled
                                        # neighbourhood (memory bounded by the batch, kgrec.train.subgraph);
@@ -116,13 +116,15 @@ class TrainConfig:
         """Training pairs per step for ``pairs`` training pairs an epoch.
 
         Full graph (``subgraph=False``): every step propagates the whole graph (cost ~ edges), so
-        an epoch of :math:`S` steps costs ~ :math:`S` x edges + pairs (the losses). With
+        an epoch of :math:`S` steps costs ~ :math:`S` x edges + pairs (the losses). ``batch_size``
+        (4,096) is kept while an epoch stays within ``max_steps_per_epoch`` steps and grows beyond
+        (``max_steps_per_epoch=None``: kept always): an epoch costs ~ pairs x edges /
+        ``batch_size`` up to ``max_steps_per_epoch x batch_size`` pairs and ~
+        ``max_steps_per_epoch`` x edges + pairs, linear in the data, above. With
         ``batch_size=None`` the batch is ``ceil(pairs / max_steps_per_epoch)``, at least
-        :data:`MIN_BATCH`: from ``max_steps_per_epoch x MIN_BATCH`` pairs up every epoch takes
-        ``max_steps_per_epoch`` steps, and its cost is linear in the data. A set ``batch_size``
-        is kept while an epoch stays within ``max_steps_per_epoch`` steps and grows beyond
-        (``max_steps_per_epoch=None``: kept always); below that, an epoch costs ~
-        pairs x edges / ``batch_size``.
+        :data:`MIN_BATCH`: every epoch on more than ``max_steps_per_epoch x MIN_BATCH`` pairs takes
+        ``max_steps_per_epoch`` steps (linear from there; small data then fits more slowly,
+        ``docs/results.md`` section 3.9).
 
         Subgraph: a step's cost is bounded by its batch's sampled neighbourhood, so the batch is
         fixed: ``batch_size``, else :data:`SUBGRAPH_BATCH`."""

@@ -2,8 +2,8 @@
 
 Full-graph training (``training_mode="full_graph"``), as LightGCN trains: every step propagates
 over the whole graph, then takes the loss of a batch of training pairs (:mod:`kgrec.train.losses`; batches from
-:mod:`kgrec.train.sampling`; by default the training pairs over ``max_steps_per_epoch``, so that
-every epoch takes the same number of propagations: :meth:`TrainConfig.step_batch`) and an Adam step. In every ``cold_view_every``-th step the
+:mod:`kgrec.train.sampling`; ``batch_size`` pairs, more on data large enough that an epoch would
+take over ``max_steps_per_epoch`` steps: :meth:`TrainConfig.step_batch`) and an Adam step. In every ``cold_view_every``-th step the
 cold-start views train too (:mod:`kgrec.train.cold_views`), and after the warm epochs
 ``inductive_epochs`` train only the inductive path against the final warm model. Validation
 and the model kept use the exponential moving average of the weights
