@@ -162,7 +162,6 @@ def test_user_batches_take_each_users_rows_in_runs(split) -> None:
         TrainConfig(rows_per_user=0).validate()
 
 
-
 def test_steps_per_epoch_are_capped_and_batch_size_none_fixes_them(split) -> None:
     """The default batch (4,096) is kept while an epoch stays within ``max_steps_per_epoch``
     steps and grows past it, so that large data takes 64 steps an epoch; ``batch_size=None``
